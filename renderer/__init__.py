@@ -1,0 +1,20 @@
+"""Recon's lowest layer: cameras, Gaussians, splatting and Gaussian file IO.
+
+Importing this package loads no CUDA code and no weights; gsplat is imported on first CUDA render.
+"""
+
+from renderer.cameras import Cameras
+from renderer.errors import CameraError, FileFormatError, ReconError
+from renderer.gaussians import Gaussians
+from renderer.render import RenderOutput, has_gsplat, render
+
+__all__ = [
+    "Cameras",
+    "CameraError",
+    "FileFormatError",
+    "Gaussians",
+    "ReconError",
+    "RenderOutput",
+    "has_gsplat",
+    "render",
+]

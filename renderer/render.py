@@ -1,0 +1,135 @@
+"""``render``: the one entry point that turns Gaussians into images.
+
+CUDA tensors go through gsplat's fused rasterizer (imported on first use); CPU tensors go through
+our pure-torch tile rasterizer (``renderer._torch_impl``), which implements the same maths:
+EWA projection with gsplat's 0.3 px low-pass, opacity-aware bounding boxes, depth-sorted
+front-to-back compositing with alpha clamped to 0.999, contributions below 1/255 skipped, and a
+pixel finished once its transmittance would fall to 1e-4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from renderer.cameras import Cameras
+from renderer.errors import ReconError
+from renderer.gaussians import Gaussians
+from renderer.sh import sh_to_rgb
+
+
+@dataclass
+class RenderOutput:
+    """Rendered images for C cameras of size H x W.
+
+    Attributes:
+        rgb: [C, H, W, 3] colour composited over the background.
+        alpha: [C, H, W, 1] accumulated opacity.
+        depth: [C, H, W, 1] expected camera z-depth (world units) of the visible Gaussians,
+            normalised by alpha; 0 where nothing was hit.
+        features: [C, H, W, F] extra per-Gaussian channels composited like colour (no background),
+            or None.
+        radii: [C, N, 2] integer pixel half-extents of each Gaussian's box (0 = culled).
+    """
+
+    rgb: Tensor
+    alpha: Tensor
+    depth: Tensor
+    features: Tensor | None
+    radii: Tensor
+
+
+def has_gsplat() -> bool:
+    """True when gsplat can be imported and a CUDA device is present (does not build kernels)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import gsplat  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def render(
+    gaussians: Gaussians,  # N Gaussians, activated values, world frame
+    cameras: Cameras,  # C cameras, OpenCV, all of size width x height
+    *,
+    background: Tensor | tuple | None = None,  # [3] or [C, 3] colour behind the Gaussians; default black
+    sh_degree: int | None = None,  # SH bands to use; default all that ``gaussians`` carries
+    features: Tensor | None = None,  # [N, F] extra channels to composite (e.g. normals, ids)
+    near_plane: float = 0.01,  # Gaussians with camera z at or below this are culled
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,  # low-pass added to every 2D covariance, pixels^2 (gsplat's default)
+    backend: str = "auto",  # "auto" (device decides), "torch" (CPU/any), "gsplat" (CUDA)
+    tile_size: int = 4,  # CPU tile edge in pixels (speed only; results do not depend on it)
+    max_chunk_elements: int = 1 << 24,  # CPU memory bound: Gaussian-pixel pairs per chunk
+) -> RenderOutput:
+    """Render ``gaussians`` from every camera in ``cameras``; differentiable in every Gaussian field.
+
+    Colour per Gaussian is ``clamp_min(SH(dir) + 0.5, 0)`` with ``dir`` from the camera centre to
+    the Gaussian mean. Depth is the expected z-depth ``sum_i w_i z_i / sum_i w_i``.
+
+    Example::
+
+        >>> import torch
+        >>> from renderer import Cameras, Gaussians, render
+        >>> g = Gaussians.from_rgb(torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0]]),
+        ...                        torch.full((1, 3), 0.1), torch.tensor([0.9]))
+        >>> cams = Cameras.orbit(2, radius=2.0, width=64, height=48)
+        >>> out = render(g, cams, background=(1.0, 1.0, 1.0))
+        >>> out.rgb.shape, out.alpha.shape, out.depth.shape
+        (torch.Size([2, 48, 64, 3]), torch.Size([2, 48, 64, 1]), torch.Size([2, 48, 64, 1]))
+    """
+    C, H, W = len(cameras), cameras.height, cameras.width
+    device, dtype = gaussians.means.device, gaussians.means.dtype
+    cameras = cameras.to(device=device, dtype=dtype)
+    if sh_degree is None:
+        sh_degree = gaussians.sh_degree
+    if not 0 <= sh_degree <= gaussians.sh_degree:
+        raise ReconError(f"sh_degree {sh_degree} is outside 0..{gaussians.sh_degree} for these Gaussians")
+    if features is not None and (features.ndim != 2 or features.shape[0] != len(gaussians)):
+        raise ReconError(f"features must be [N, F] with N={len(gaussians)}, got {tuple(features.shape)}")
+    bg = _background(background, C, device, dtype)
+
+    if backend == "auto":
+        backend = "gsplat" if device.type == "cuda" else "torch"
+    if backend == "gsplat":
+        from renderer._gsplat import render_gsplat  # lazy: gsplat builds CUDA code on first use
+
+        return render_gsplat(gaussians, cameras, bg, sh_degree, features, near_plane, far_plane, eps2d)
+    if backend != "torch":
+        raise ReconError(f"unknown render backend {backend!r} (use auto, torch or gsplat)")
+
+    from renderer import _torch_impl as impl
+
+    if len(gaussians) == 0:
+        zeros = torch.zeros(C, H, W, 1, dtype=dtype, device=device)
+        rgb = zeros.expand(C, H, W, 3) + bg[:, None, None, :]
+        feats = None if features is None else torch.zeros(C, H, W, features.shape[1], dtype=dtype, device=device)
+        return RenderOutput(rgb, zeros, zeros.clone(), feats, torch.zeros(C, 0, 2, dtype=torch.int32, device=device))
+
+    proj = impl.project(gaussians, cameras, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane)
+    dirs = gaussians.means[None] - cameras.centers[:, None, :]  # [C, N, 3]
+    colors = sh_to_rgb(gaussians.sh[None].expand(C, -1, -1, -1), dirs, sh_degree)  # [C, N, 3]
+    channels = [colors, proj.depths[..., None]]
+    if features is not None:
+        channels.append(features[None].expand(C, -1, -1).to(dtype))
+    values = torch.cat(channels, dim=-1)  # [C, N, 3 + 1 + F]
+    image, alpha = impl.rasterize(proj, values, W, H, tile_size=tile_size, max_chunk_elements=max_chunk_elements)
+    rgb = image[..., :3] + (1.0 - alpha) * bg[:, None, None, :]
+    depth = image[..., 3:4] / alpha.clamp_min(1e-10)
+    feats = image[..., 4:] if features is not None else None
+    return RenderOutput(rgb, alpha, depth, feats, proj.radii)
+
+
+def _background(background, C: int, device, dtype) -> Tensor:
+    if background is None:
+        return torch.zeros(C, 3, device=device, dtype=dtype)
+    bg = torch.as_tensor(background, device=device, dtype=dtype)
+    if bg.shape == (3,):
+        return bg.expand(C, 3)
+    if bg.shape == (C, 3):
+        return bg
+    raise ReconError(f"background must be [3] or [{C}, 3], got {tuple(bg.shape)}")
