@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass, fields
 from itertools import islice
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 
 from renderer.errors import FileFormatError, ReconError
 from renderer.gaussians import Gaussians
+from renderer.io.atomic import atomic_output
 from renderer.sh import num_sh_bases
 
 OPACITY_EPS = 1e-7  # opacities are kept in [OPACITY_EPS, 1 - OPACITY_EPS] so that the logit is finite
@@ -174,35 +174,6 @@ class PlyArrays:
 
 
 # ---- writing ----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """Binary file handle whose contents replace ``path`` only if the block completes.
-
-    Data go to a hidden temporary file in the same folder (so ``os.replace`` is an atomic rename),
-    are flushed to disk, and the temporary file is removed on any error. Shared by the .splat writer.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileFormatError(path, f"cannot write: folder {path.parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as e:
-        raise FileFormatError(path, f"cannot write: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary shareable files
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise FileFormatError(path, f"cannot write: {e.strerror or e}") from None
-        raise
 
 
 def checked_for_export(g: Gaussians, path: Path) -> Gaussians:

@@ -33,7 +33,8 @@ import torch
 
 from renderer.errors import FileFormatError
 from renderer.gaussians import Gaussians
-from renderer.io.ply import CHUNK_BYTES, atomic_output, checked_for_export, open_for_reading
+from renderer.io.atomic import atomic_output
+from renderer.io.ply import CHUNK_BYTES, checked_for_export, open_for_reading
 from renderer.sh import SH_C0
 
 SPLAT_DTYPE = np.dtype([("position", "<f4", (3,)), ("scale", "<f4", (3,)), ("rgba", "u1", (4,)), ("rot", "u1", (4,))])

@@ -331,7 +331,7 @@ def idr_scale_mat():
 
 def test_idr_with_scale_mat_and_image_folder(tmp_path):
     cams = synthetic()
-    path = write_idr(tmp_path / "cameras_sphere.npz", cams, idr_scale_mat(), gains=[1.0, -1.7, 3.2, 0.01, -40.0])
+    write_idr(tmp_path / "cameras_sphere.npz", cams, idr_scale_mat(), gains=[1.0, -1.7, 3.2, 0.01, -40.0])
     for i in range(N):
         write_png(tmp_path / "image" / f"{i:03d}.png")
     s = read_cameras(tmp_path)

@@ -1,0 +1,40 @@
+"""Atomic file output: a target path is replaced only by a complete file, never half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from renderer.errors import FileFormatError
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """Binary file handle whose contents replace ``path`` only if the block completes.
+
+    Data go to a hidden temporary file in the same folder (so ``os.replace`` is an atomic rename),
+    are flushed to disk, and the temporary file is removed on any error. Shared by the .splat writer.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileFormatError(path, f"cannot write: folder {path.parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as e:
+        raise FileFormatError(path, f"cannot write: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary shareable files
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise FileFormatError(path, f"cannot write: {e.strerror or e}") from None
+        raise
