@@ -1,0 +1,1 @@
+"""Evaluation: fixed protocols, metrics and the method interface every reconstructor implements."""
