@@ -80,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-alpha", action="store_true", help="write RGBA PNGs instead of RGB")
     r.add_argument("--save-depth", action="store_true", help="also write expected z-depth as float32 .npy")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    from recon.eval.protocols import ALIASES, PROTOCOLS  # names only: data and methods load when used
+    from recon.eval.registry import DEFAULT_METHOD, METHODS
+
+    e = sub.add_parser(
+        "eval",
+        help="run a reconstruction method under a fixed evaluation protocol",
+        description="Evaluate METHOD under PROTOCOL (fixed views, resolution, background and metrics; "
+        "see docs/protocols.md): writes per-view and mean metrics as JSON and a GT | prediction | error grid.",
+    )
+    aliases = [f"{a} (= {' + '.join(names)})" for a, names in ALIASES.items()]
+    e.add_argument("protocol", metavar="PROTOCOL", help=", ".join([*PROTOCOLS, *aliases]))
+    e.add_argument("--method", default=DEFAULT_METHOD, help=f"{', '.join(METHODS)} (default: {DEFAULT_METHOD})")
+    e.add_argument("--data", type=Path, default=None, help="eval data folder (default: ../shared/eval_data next to the repo)")
+    e.add_argument("--json", type=Path, default=None, help="write results JSON here")
+    e.add_argument("--grid", type=Path, default=None, help="write the GT | prediction | error PNG here")
+    e.add_argument("--limit", type=int, default=None, help="evaluate only the first N items (recorded as partial)")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return parser
 
 
@@ -101,6 +119,21 @@ def _run(args: argparse.Namespace) -> int:
         )
         summary = render_to_folder(request, progress=sys.stderr.isatty())
         print(f"rendered {summary['views']} views of {summary['gaussians']} Gaussians into {args.out}")
+        return EXIT_OK
+    if args.command == "eval":
+        from recon.eval.command import EvalRequest, run_eval, summary_table
+
+        request = EvalRequest(
+            protocol=args.protocol,
+            method=args.method,
+            data_dir=args.data,
+            json_path=args.json,
+            grid_path=args.grid,
+            limit=args.limit,
+            device=args.device,
+        )
+        results = run_eval(request, progress=lambda line: print(line, file=sys.stderr))
+        print(summary_table(results))
         return EXIT_OK
     build_parser().print_help()
     return EXIT_BAD_INPUT

@@ -1,0 +1,70 @@
+"""Name-keyed factory of reconstruction methods for ``recon eval --method NAME``.
+
+Baselines are imported inside their factories, so importing this module (or listing names) never
+loads them. Every method satisfies ``recon.eval.interface.Method``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from recon.errors import ReconError
+from recon.eval.interface import Method
+
+# What ``recon eval`` runs without --method: the floor, until a trained model is registered here.
+DEFAULT_METHOD = "mean-color"
+
+
+def _optimize(budget_s: float) -> Method:
+    from recon.baselines.optimize import OptimizeBaseline
+
+    return OptimizeBaseline(budget_s=budget_s)
+
+
+def _plane_sweep() -> Method:
+    from recon.baselines.plane_sweep import PlaneSweepBaseline
+
+    return PlaneSweepBaseline()
+
+
+def _mean_color() -> Method:
+    from recon.eval.reference_methods import MeanColorMethod
+
+    return MeanColorMethod()
+
+
+def _gt_depth() -> Method:
+    from recon.eval.reference_methods import GroundTruthDepthMethod
+
+    return GroundTruthDepthMethod()
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    factory: Callable[[], Method]
+    description: str
+
+
+METHODS: dict[str, MethodEntry] = {
+    "optimize-30s": MethodEntry(lambda: _optimize(30.0), "per-scene Gaussian optimisation from scratch, 30 s budget"),
+    "optimize-120s": MethodEntry(lambda: _optimize(120.0), "per-scene Gaussian optimisation from scratch, 120 s budget"),
+    "plane-sweep": MethodEntry(_plane_sweep, "plane-sweep stereo depth unprojected to pixel-aligned Gaussians"),
+    "mean-color": MethodEntry(_mean_color, "floor: renders the mean input colour everywhere"),
+    "gt-depth": MethodEntry(_gt_depth, "oracle: Gaussians unprojected from ground-truth input depth (synthetic only)"),
+}
+
+
+def method_names() -> list[str]:
+    return list(METHODS)
+
+
+def make_method(name: str) -> Method:
+    """A new instance of the method registered as ``name``; ``ReconError`` listing the known names otherwise."""
+    entry = METHODS.get(name)
+    if entry is None:
+        raise ReconError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    try:
+        return entry.factory()
+    except ImportError as e:
+        raise ReconError(f"method {name!r} is not available: {e}") from None

@@ -1,0 +1,202 @@
+"""Run one reconstruction method under one protocol: reconstruct, render the targets, score, write.
+
+``run_protocol`` returns (and optionally writes as JSON) a result of this shape::
+
+    {"format": "recon-eval/1", "protocol": {definition}, "method": {"name", "oracle"},
+     "full_protocol": bool, "overrides": {"limit", "size_scale"},
+     "items": [{"id", "seconds_wall", "seconds_method", "seconds_render", "gaussians",
+                "views": [{"name", "psnr", "ssim", ...}], "mean": {...}, "mesh": {...} | null,
+                "info": {...}}],
+     "means": {"psnr", "ssim", ..., "seconds_wall", "seconds_method", "items"},
+     "machine": {...}, "started_utc", "seconds_total"}
+
+Means: each item's views are averaged first, then items are averaged (every item counts the
+same); undefined values (``nan``, e.g. depth error with no covered pixel) are skipped, and are
+written to JSON as ``null``. ``seconds_wall`` is the runner's clock around ``reconstruct``;
+``seconds_method`` is what the method itself reported.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from recon.errors import ReconError
+from recon.eval.grid import GridRow, write_grid
+from recon.eval.interface import Method
+from recon.eval.metrics import depth_errors, mesh_metrics, psnr, ssim
+from recon.eval.protocol_base import EvalProtocol, ProtocolOverrides
+from renderer import render
+from renderer.io.atomic import atomic_output
+
+FORMAT = "recon-eval/1"
+GRID_ITEMS = 2  # the grid shows every target view of the first GRID_ITEMS items
+GRID_MAX_ROWS = 16
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a ``ReconError``."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ReconError("--device cuda: no CUDA device is available")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise ReconError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _finite(value):
+    """JSON-safe: nan/inf -> None; tensors and containers converted recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, torch.Tensor):
+        return _finite(value.tolist()) if value.numel() <= 64 else f"tensor{tuple(value.shape)}"
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
+def mean_metrics(rows: list[dict]) -> dict:
+    """Mean of every numeric key over ``rows``, skipping None/nan/inf (keys with no value: None)."""
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "name"]
+    out = {}
+    for k in keys:
+        vals = [float(r[k]) for r in rows if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+                and math.isfinite(float(r[k]))]
+        out[k] = sum(vals) / len(vals) if vals else None
+    return out
+
+
+def run_protocol(
+    protocol: EvalProtocol,
+    method: Method,
+    out_json: Path | None = None,  # results JSON (written atomically), or None
+    out_grid: Path | None = None,  # GT | prediction | error PNG, or None
+    limit: int | None = None,  # evaluate only the first N items (recorded as an override)
+    device: str | torch.device = "cpu",
+    progress: Callable[[str], None] | None = None,  # called with one line per item
+) -> dict:
+    """Evaluate ``method`` on every item of ``protocol``; return the results dict (module docstring)."""
+    device = resolve_device(device)
+    overrides = ProtocolOverrides(
+        limit=min([v for v in (limit, protocol.overrides.limit) if v is not None], default=None),
+        size_scale=protocol.overrides.size_scale,
+    )
+    oracle = bool(getattr(method, "uses_ground_truth_depth", False))
+    settings = protocol.metrics
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    t_total = time.perf_counter()
+    items, grid_rows = [], []
+    for index, (item_id, inputs, targets, extras) in enumerate(protocol.items(overrides.limit)):
+        if oracle:
+            if extras.get("oracle_inputs") is None:
+                raise ReconError(f"method {method.name} needs ground-truth input depth, which protocol {protocol.name} does not have")
+            inputs = extras["oracle_inputs"]
+        inputs = inputs.to(device)
+        t0 = time.perf_counter()
+        rec = method.reconstruct(inputs)
+        seconds_wall = time.perf_counter() - t0
+        gaussians = rec.gaussians.detach().to(device)
+
+        t0 = time.perf_counter()
+        views = []
+        for v in range(len(targets)):
+            with torch.no_grad():
+                out = render(gaussians, targets.cameras[[v]].to(device), background=protocol.background)
+            pred, gt = out.rgb[0].float().cpu(), targets.images[v].float().cpu()
+            row = {"name": targets.names[v], "psnr": psnr(pred, gt),
+                   "ssim": ssim(pred, gt, settings.ssim_window, settings.ssim_padding)}
+            if settings.psnr_foreground and targets.masks is not None:
+                row["psnr_fg"] = psnr(pred, gt, targets.masks[v].cpu())
+            if settings.depth and targets.depth_z is not None:
+                row.update(depth_errors(out.depth[0].cpu(), out.alpha[0].cpu(), targets.depth_z[v].cpu(),
+                                        settings.depth_alpha_min))
+            views.append(row)
+            if index < GRID_ITEMS and len(grid_rows) < GRID_MAX_ROWS and out_grid is not None:
+                grid_rows.append(GridRow(f"{item_id} / {targets.names[v]}   PSNR {row['psnr']:.2f}", gt, pred))
+        seconds_render = time.perf_counter() - t0
+
+        mesh = None
+        if settings.mesh and rec.mesh is not None and "gt_mesh" in extras:
+            seed = int(extras.get("seed", 0)) % (2**31)
+            mesh = mesh_metrics(rec.mesh, extras["gt_mesh"](), settings.mesh_samples, settings.fscore_tau_rel, seed=seed)
+        item_mean = mean_metrics(views)
+        items.append({
+            "id": item_id,
+            "seconds_wall": seconds_wall,
+            "seconds_method": float(rec.seconds),
+            "seconds_render": seconds_render,
+            "gaussians": len(rec.gaussians),
+            "views": views,
+            "mean": item_mean,
+            "mesh": mesh,
+            "info": rec.info,
+        })
+        if progress is not None:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in item_mean.items() if v is not None and k in ("psnr", "ssim"))
+            progress(f"{protocol.name} [{index + 1}] {item_id}: {shown}, {seconds_wall:.1f} s")
+    if not items:
+        raise ReconError(f"protocol {protocol.name} yielded no items")
+
+    means = mean_metrics([it["mean"] for it in items])
+    mesh_rows = [it["mesh"] for it in items if it["mesh"] is not None]
+    if mesh_rows:
+        means.update({f"mesh_{k}": v for k, v in mean_metrics(mesh_rows).items()})
+        means["mesh_items"] = len(mesh_rows)
+    means.update(mean_metrics([{k: it[k] for k in ("seconds_wall", "seconds_method", "seconds_render")} for it in items]))
+    means["items"] = len(items)
+
+    result = _finite({
+        "format": FORMAT,
+        "protocol": protocol.definition(),
+        "method": {"name": method.name, "oracle": oracle},
+        "full_protocol": not overrides.active,
+        "overrides": overrides.as_dict(),
+        "items": items,
+        "means": means,
+        "machine": machine_info(device),
+        "started_utc": started,
+        "seconds_total": time.perf_counter() - t_total,
+    })
+    if out_json is not None:
+        write_json(Path(out_json), result)
+    if out_grid is not None and grid_rows:
+        write_grid(Path(out_grid), grid_rows)
+    return result
+
+
+def write_json(path: Path, data: dict) -> Path:
+    """Write ``data`` as indented JSON, atomically (complete file or none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=1, allow_nan=False)
+    with atomic_output(path) as f:
+        f.write(text.encode("utf-8") + b"\n")
+    return path

@@ -1,0 +1,60 @@
+"""``recon eval``: one-line errors with exit code 2, a real run with JSON, grid and summary, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recon.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _run(argv, capsys):
+    rc = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["eval", "nope"], "unknown protocol 'nope'; known protocols: lego-sparse-4"),
+        (["eval", "lego-sparse-4", "--method", "nope"], "unknown method 'nope'; known methods: optimize-30s"),
+        (["eval", "fox-sparse", "--data", "/nonexistent/eval_data"], "data folder /nonexistent/eval_data/fox_instantngp not found"),
+        (["eval", "fox-sparse", "--limit", "0"], "--limit must be at least 1"),
+        (["eval"], "the following arguments are required: PROTOCOL"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(argv, message, capsys):
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_eval_lego_alias_writes_json_grid_and_summary(eval_data, tmp_path, capsys):
+    """``lego-sparse`` runs both lego protocols; each writes its own JSON and grid (name suffixed)."""
+    rc, out, err = _run(["eval", "lego-sparse", "--method", "mean-color", "--data", eval_data, "--limit", "1",
+                         "--json", tmp_path / "lego.json", "--grid", tmp_path / "lego.png", "--device", "cpu"], capsys)
+    assert rc == 0, err
+    header, _rule, *rows = out.strip().splitlines()
+    assert header.split()[:5] == ["protocol", "method", "items", "psnr", "ssim"] and len(rows) == 2
+    for name, row in zip(["lego-sparse-4", "lego-sparse-8"], rows):
+        result = json.loads((tmp_path / f"lego-{name}.json").read_text())
+        assert result["protocol"]["name"] == name and result["method"]["name"] == "mean-color"
+        assert result["overrides"]["limit"] == 1 and (tmp_path / f"lego-{name}.png").is_file()
+        assert row.split()[:3] == [name, "(partial)", "mean-color"]
+        assert f"{result['means']['psnr']:.2f}" in row
+    assert len(err.strip().splitlines()) == 2  # one progress line per item
+
+
+def test_importing_eval_loads_no_baseline_or_engine():
+    code = ("import sys, recon.cli, recon.eval.registry, recon.eval.protocols, recon.eval.runner, recon.eval.command; "
+            "bad = [m for m in sys.modules if m.startswith(('recon.baselines', 'recon.data.procedural'))]; "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr
