@@ -4,7 +4,9 @@
 
 Each (protocol, method) run writes ``bench/results/baselines/<protocol>__<method>.json`` and a
 grid PNG; finished runs are skipped unless ``--force`` (so an interrupted table resumes). The
-markdown table ``docs/baselines.md`` is rebuilt from whatever JSON files exist.
+markdown table ``docs/baselines.md`` is rebuilt from whatever JSON files exist. The grid PNGs are
+not committed (git-ignored): they show the evaluation data's ground-truth images, whose licences
+forbid copying them into the repo.
 """
 
 from __future__ import annotations
