@@ -139,7 +139,7 @@ class ProceduralObject:
 
     def sdf(self, points: Tensor) -> Tensor:
         """Signed distance ``[P]`` (negative inside, world units) at world ``points [P, 3]``."""
-        return self.root.eval(points)
+        return self.root.distance(points)
 
     def normals(self, points: Tensor, eps: float = 5e-4, with_sdf: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Unit outward normals ``[P, 3]``: tetrahedral central differences of the SDF, step ``eps``.
@@ -204,7 +204,7 @@ def occupied_box(node: SdfNode, res: int = 48) -> tuple[Vec3, Vec3, Tensor, floa
     (cx, cy, cz), r = node.bound
     lo, hi = (cx - r, cy - r, cz - r), (cx + r, cy + r, cz + r)
     pts, _, h, _ = SdfGrid.nodes(lo, hi, res)
-    d = torch.cat([node.eval(pts[i : i + 65536]) for i in range(0, pts.shape[0], 65536)])
+    d = torch.cat([node.distance(pts[i : i + 65536]) for i in range(0, pts.shape[0], 65536)])
     margin = 0.5 * math.sqrt(3) * h
     near = pts[d <= margin]
     if near.shape[0] == 0:

@@ -4,7 +4,7 @@ This module gathers the public names of ``sdf_core`` (base class, results, smoot
 ``primitives`` (leaf shapes) and ``operations`` (booleans and domain operations).
 
 Every node maps points to a signed distance (negative inside, world units of the node's input
-frame) with ``node.eval(points [P, 3]) -> [P]``. Parameters are python floats, so one tree works
+frame) with ``node.distance(points [P, 3]) -> [P]``. Parameters are python floats, so one tree works
 on any device and dtype (float32 throughout the engine). Axial primitives use their local z axis.
 
 Exactness. Every node is 1-Lipschitz, so ``|sdf(p)|`` never exceeds the true distance to the

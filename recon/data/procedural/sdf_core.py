@@ -84,7 +84,7 @@ class SdfNode:
     def children(self) -> list[SdfNode]:
         return []
 
-    def eval(self, points: Tensor) -> Tensor:
+    def distance(self, points: Tensor) -> Tensor:
         """Signed distance ``[P]`` at ``points [P, 3]`` (this node's frame, world units)."""
         return self.query(to_pts(points)).d
 

@@ -122,7 +122,7 @@ def surface_point(node: SdfNode, origin, u, reach: float) -> tuple[float, float,
     """The outermost point of ``node``'s surface on the ray ``origin + t u``, t in [0, reach]."""
     t = torch.linspace(0.0, reach, 97)
     pts = torch.tensor(origin)[None] + t[:, None] * torch.tensor(u)[None]
-    d = node.eval(pts)
+    d = node.distance(pts)
     inside = (d <= 0).nonzero()[:, 0]
     if len(inside) == 0:
         i = int(d.argmin())
@@ -131,7 +131,7 @@ def surface_point(node: SdfNode, origin, u, reach: float) -> tuple[float, float,
     for _ in range(12):
         mid = 0.5 * (lo + hi)
         q = torch.tensor([origin]) + mid * torch.tensor([u])
-        lo, hi = (mid, hi) if float(node.eval(q)[0]) <= 0 else (lo, mid)
+        lo, hi = (mid, hi) if float(node.distance(q)[0]) <= 0 else (lo, mid)
     return tuple(origin[i] + lo * u[i] for i in range(3))
 
 

@@ -81,7 +81,7 @@ PRIMS = {
 @pytest.mark.parametrize("kind", list(PRIMS))
 def test_primitive_matches_analytic(kind):
     p = _points(4000, seed=1)
-    torch.testing.assert_close(PRIMS[kind].eval(p).double(), _analytic(kind, p), atol=2e-6, rtol=0)
+    torch.testing.assert_close(PRIMS[kind].distance(p).double(), _analytic(kind, p), atol=2e-6, rtol=0)
 
 
 def _surface_samples(kind: str, n: int = 60000) -> torch.Tensor:
@@ -123,7 +123,7 @@ def _surface_samples(kind: str, n: int = 60000) -> torch.Tensor:
 def test_primitive_matches_brute_force_distance(kind, node):
     p = _points(400, -1.0, 1.0, seed=3)
     brute = torch.cdist(p.double(), _surface_samples(kind).double()).min(dim=1).values
-    d = node.eval(p).double()
+    d = node.distance(p).double()
     assert (d.abs() - brute).abs().max() < 0.02  # sample spacing of the brute force
     assert (d.abs() <= brute + 1e-5).all()  # never more than the true distance
 
@@ -140,16 +140,16 @@ def _grad_norm(fn, p: torch.Tensor, h: float = 1e-3) -> torch.Tensor:
 ], ids=lambda n: type(n).__name__)
 def test_exact_sdf_gradient_has_unit_norm(node):
     p = _points(3000, seed=4).double().float()
-    d = node.eval(p)
+    d = node.distance(p)
     p = p[d > 0.05]  # outside, away from the medial axis
-    g = _grad_norm(node.eval, p)
+    g = _grad_norm(node.distance, p)
     assert (g - 1).abs().quantile(0.99) < 2e-2
 
 
 def _lipschitz_ratio(node, n: int = 4000, seed: int = 5) -> float:
     a = _points(n, -1.2, 1.2, seed)
     b = a + 0.05 * torch.randn(n, 3, generator=torch.Generator().manual_seed(seed + 1))
-    return float(((node.eval(a) - node.eval(b)).abs() / (a - b).norm(dim=-1)).max())
+    return float(((node.distance(a) - node.distance(b)).abs() / (a - b).norm(dim=-1)).max())
 
 
 @pytest.mark.parametrize("name,node", [
@@ -182,22 +182,22 @@ def test_similarity_transform_scales_distance():
     p = _points(2000, seed=8)
     Rt = torch.tensor(R)
     local = (p - torch.tensor([0.1, -0.2, 0.3])) @ Rt / 1.7
-    torch.testing.assert_close(node.eval(p), 1.7 * S.Box(half=(0.2, 0.3, 0.4)).eval(local), atol=1e-5, rtol=0)
+    torch.testing.assert_close(node.distance(p), 1.7 * S.Box(half=(0.2, 0.3, 0.4)).distance(local), atol=1e-5, rtol=0)
     sph = S.Similarity(S.Sphere(radius=0.5), translation=(0.3, 0.0, 0.0), scale=2.0)
-    torch.testing.assert_close(sph.eval(p), (p - torch.tensor([0.3, 0.0, 0.0])).norm(dim=-1) - 1.0, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sph.distance(p), (p - torch.tensor([0.3, 0.0, 0.0])).norm(dim=-1) - 1.0, atol=1e-5, rtol=0)
     merged = S.Similarity.compose(S.Similarity(S.Box(half=(0.2, 0.3, 0.4)), R, (0.1, 0, 0), 0.5), _rotation(9), (0, 0.2, 0), 3.0)
     nested = S.Similarity(S.Similarity(S.Box(half=(0.2, 0.3, 0.4)), R, (0.1, 0, 0), 0.5), _rotation(9), (0, 0.2, 0), 3.0)
-    torch.testing.assert_close(merged.eval(p), nested.eval(p), atol=1e-5, rtol=0)
+    torch.testing.assert_close(merged.distance(p), nested.distance(p), atol=1e-5, rtol=0)
 
 
 def test_union_skipping_is_exact():
     parts = [S.Similarity(S.Sphere(radius=0.1 + 0.02 * i), translation=(math.cos(i), math.sin(i), 0.1 * i - 0.5)) for i in range(12)]
     flat, tree = S.Union(parts), S.union_tree(parts)
     p = _points(S.CULL_MIN_POINTS * 4, seed=10)
-    brute = torch.stack([c.eval(p) for c in parts]).amin(0)
-    assert torch.equal(flat.eval(p), brute) and torch.equal(tree.eval(p), brute)
+    brute = torch.stack([c.distance(p) for c in parts]).amin(0)
+    assert torch.equal(flat.distance(p), brute) and torch.equal(tree.distance(p), brute)
     sub = S.Subtract(S.Box(half=(1, 1, 1)), S.union_tree(parts))
-    torch.testing.assert_close(sub.eval(p), torch.maximum(S.Box(half=(1, 1, 1)).eval(p), -brute))
+    torch.testing.assert_close(sub.distance(p), torch.maximum(S.Box(half=(1, 1, 1)).distance(p), -brute))
 
 
 # ---- rendering ------------------------------------------------------------------------------
