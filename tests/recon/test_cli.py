@@ -17,10 +17,10 @@ from recon.cli import main, parse_views
 from recon.errors import ReconError
 from recon.io import read_cameras, write_cameras_json
 from renderer import Cameras, render
+from recon.examples import write_example
 from renderer.io import read_gaussians, write_ply
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "assets" / "example"
 
 
 def _run(argv, capsys):
@@ -42,6 +42,9 @@ def test_parse_views():
 
 
 def test_render_example_matches_library(tmp_path, capsys):
+    EXAMPLE = tmp_path / "example"
+    write_example(EXAMPLE)
+    tmp_path = tmp_path / "renders"
     rc, out, err = _run(
         ["render", EXAMPLE / "gaussians.ply", "--cameras", EXAMPLE / "cameras.json", "--views", "0,3",
          "--scale", "0.25", "--out", tmp_path, "--save-depth"],

@@ -1,8 +1,8 @@
-"""Make the bundled example: a procedural Gaussian toy (torus, sphere and a checkered disc) and an
-8-view orbit rig, written to ``assets/example/{gaussians.ply, cameras.json}``.
+"""The example scene: a procedural Gaussian toy (torus, sphere and a checkered disc) and an
+8-view orbit rig, written as ``DIR/{gaussians.ply, cameras.json}``.
 
-Everything is generated here from a fixed seed, so the asset is the project's own work and can be
-shipped. Re-run with ``python scripts/make_example_asset.py``.
+Generated from a fixed seed in a second rather than shipped as a multi-megabyte binary:
+``python -m recon.examples --out DIR``.
 """
 
 from __future__ import annotations
@@ -71,16 +71,20 @@ def make_example(seed: int = 0) -> Gaussians:
     return Gaussians.cat(gs)
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Write the bundled example splat and cameras.")
-    p.add_argument("--out", type=Path, default=Path("assets/example"))
-    args = p.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_ply(args.out / "gaussians.ply", make_example())
+def write_example(out: Path) -> None:
+    """Write ``out/gaussians.ply`` and ``out/cameras.json`` (the folder is created)."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_ply(out / "gaussians.ply", make_example())
     cams = Cameras.orbit(8, radius=2.6, elevation_deg=30, center=(0.0, 0.0, 0.2), up=(0, 0, 1), fov_deg=45,
                          width=384, height=288)
-    write_cameras_json(args.out / "cameras.json", cams, files=[f"view_{i:02d}.png" for i in range(8)],
-                       extra={"note": "orbit rig, z up, world units = metres, made by scripts/make_example_asset.py"})
+    write_cameras_json(out / "cameras.json", cams, files=[f"view_{i:02d}.png" for i in range(8)],
+                       extra={"note": "orbit rig, z up, world units = metres, made by recon.examples"})
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="Write the example splat and cameras.")
+    p.add_argument("--out", type=Path, default=Path("out/example"))
+    write_example(p.parse_args(argv).out)
 
 
 if __name__ == "__main__":
