@@ -1,0 +1,272 @@
+"""Reconstructor: a trained ReconModel behind the ``Method`` interface, loaded from a checkpoint folder.
+
+Three entry points: ``reconstruct(views)`` (posed: Gaussians in the input world frame and units),
+``reconstruct_unposed(images)`` (no cameras: cameras recovered from the predicted pointmap, world
+= the first camera's frame, scale = normalised pointmap units, see ``UnposedPrediction``) and
+``mesh(views)`` (posed: the triplane SDF's zero level set in the input world frame).
+
+A checkpoint folder holds ``config.json`` (``{"model": ModelConfig dict, "weights": {"file": ...,
+"sha256": ...}, ...}``), the weights as safetensors, and a MODEL_CARD.md. Loading never unpickles,
+checks the file's sha256 against config.json, and compares parameter names and shapes strictly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from recon.data.types import Views
+from recon.errors import ReconError
+from recon.eval.interface import Mesh, Reconstruction
+from recon.models import ModelConfig, ReconModel
+from recon.models.adapter import PixelGaussians, gaussians_from_raw
+from recon.models.frame import CanonicalFrame
+from recon.models.pointmap import PointmapCameras, cameras_from_pointmaps, select_points
+from recon.models.sdf_mesh import extract_mesh
+from renderer import Cameras
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def key_report(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Readable lines for every missing, unexpected or mis-shaped parameter (empty when they match)."""
+    own = model.state_dict()
+    lines = [f"missing: {k} {tuple(v.shape)}" for k, v in own.items() if k not in state]
+    lines += [f"unexpected: {k} {tuple(v.shape)}" for k, v in state.items() if k not in own]
+    lines += [f"shape: {k} checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    return lines
+
+
+def model_input_size(width: int, height: int, long_side: int, multiple: int) -> tuple[int, int]:
+    """Working size: the long side becomes ``long_side``, both sides rounded to ``multiple`` (>= one)."""
+    s = long_side / max(width, height)
+    w = max(multiple, round(width * s / multiple) * multiple)
+    h = max(multiple, round(height * s / multiple) * multiple)
+    return w, h
+
+
+def resize_images(images: Tensor, width: int, height: int) -> Tensor:
+    """Area-style (antialiased bilinear) resize of ``images [V, H, W, 3]`` in [0, 1]."""
+    if tuple(images.shape[1:3]) == (height, width):
+        return images
+    x = F.interpolate(images.permute(0, 3, 1, 2).float(), size=(height, width), mode="bilinear",
+                      antialias=True, align_corners=False)
+    return x.permute(0, 2, 3, 1).clamp(0, 1)
+
+
+def resize_views(images: Tensor, cameras: Cameras, width: int, height: int) -> tuple[Tensor, Cameras]:
+    """``resize_images`` of ``images [V, H, W, 3]``; K scales exactly with the image."""
+    if (cameras.width, cameras.height) == (width, height):
+        return images, cameras
+    return resize_images(images, width, height), cameras.resize(width, height)
+
+
+def _check_images(images: Tensor) -> Tensor:
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] < 1:
+        raise ReconError(f"unposed input must be images [V, H, W, 3] with V >= 1, got {tuple(images.shape)}")
+    return images
+
+
+@dataclass
+class UnposedPrediction:
+    """The unposed path's result at the model's working resolution ``w x h``.
+
+    World frame: the first camera's (OpenCV axes, ``cameras.c2w[0] = I``). Units: the predicted
+    pointmap divided by the mean distance of its confident points (``conf >= pose_min_conf``, all
+    views) from the first camera's centre, i.e. that mean distance is 1 (the normalisation the
+    pointmap loss trains with). Gaussians sit on the recovered cameras' pixel rays at the z-depth
+    of each pixel's predicted point in its recovered camera.
+
+    Attributes:
+        gaussians: per-pixel Gaussians ``[1, V, h, w, ...]``; opacity 0 for pixels whose point lies
+            behind its camera and for views after the first whose camera was not recovered.
+        cameras: V recovered cameras of ``w x h``.
+        pose: the pose solver's output and statistics.
+        points: [V, h, w, 3] normalised pointmap, world frame. conf: [V, h, w] its confidence.
+    """
+
+    gaussians: PixelGaussians
+    cameras: Cameras
+    pose: PointmapCameras
+    points: Tensor
+    conf: Tensor
+
+
+class Reconstructor:
+    """Feed-forward reconstruction with a ``ReconModel``.
+
+    ``reconstruct(views)`` -> Gaussians in the input world frame (posed); ``reconstruct_unposed(images)``
+    -> Gaussians and recovered cameras in the first camera's frame; ``mesh(views)`` -> triplane mesh.
+    """
+
+    name = "recon"
+
+    def __init__(self, model: ReconModel, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                 min_opacity: float = 0.005, info: dict | None = None, pose_min_conf: float = 1.5):
+        self.model = model.eval().to(device)
+        self.cfg: ModelConfig = model.cfg
+        self.device = torch.device(device)
+        self.dtype = dtype if dtype is not None else torch.bfloat16
+        self.min_opacity = min_opacity
+        self.pose_min_conf = pose_min_conf  # pointmap confidence that counts for pose recovery and scale
+        self.info = dict(info or {})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path = "checkpoints/default", device: str | torch.device = "cpu",
+                        **kwargs) -> Reconstructor:
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        cfg_path = d / "config.json"
+        if not cfg_path.is_file():
+            raise ReconError(f"{d}: not a checkpoint folder (no config.json)")
+        try:
+            cfg = json.loads(cfg_path.read_text())
+            model_cfg = ModelConfig.from_dict(cfg["model"])
+            wfile, want = cfg["weights"]["file"], cfg["weights"]["sha256"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ReconError(f"{cfg_path}: malformed checkpoint config ({e})") from None
+        wpath = d / wfile
+        if not wpath.is_file():
+            raise ReconError(f"{d}: weights file {wfile} is missing")
+        got = sha256_file(wpath)
+        if got != want:
+            raise ReconError(f"{wpath}: sha256 {got[:12]}... does not match config.json ({want[:12]}...)")
+        state = load_file(str(wpath))
+        model = ReconModel(model_cfg)
+        problems = key_report(model, state)
+        if problems:
+            shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise ReconError(f"{wpath}: weights do not fit the config: {shown}")
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        return cls(model, device=device, info={"checkpoint": str(d), "sha256": got}, **kwargs)
+
+    def _autocast(self):
+        enabled = self.dtype != torch.float32
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+
+    def _working_size(self, width: int, height: int) -> tuple[int, int]:
+        return model_input_size(width, height, self.cfg.image_size, self.cfg.backbone.patch)
+
+    def _run_posed(self, views: Views, heads: tuple[str, ...]):
+        """Model outputs for posed ``views`` at the working size: ``(ModelOutput, CanonicalFrame, working Cameras)``."""
+        _, H, W, _ = views.images.shape
+        w, h = self._working_size(W, H)
+        images, cams = resize_views(views.images, views.cameras, w, h)
+        frame = CanonicalFrame.from_cameras(cams)
+        canon = frame.cameras_to_canonical(cams)
+        dev = self.device
+        img = images.permute(0, 3, 1, 2)[None].to(dev)
+        conv = torch.tensor([frame.converged], device=dev)
+        with self._autocast():
+            out = self.model(img, canon.c2w[None].to(dev), canon.K[None].to(dev), conv, heads=heads)
+        return out, frame, cams
+
+    @torch.no_grad()
+    def predict(self, views: Views):
+        """Run the model on posed ``views``; returns ``(PixelGaussians, CanonicalFrame, working Cameras)``."""
+        out, frame, cams = self._run_posed(views, ("gaussians",))
+        return out.gaussians, frame, cams
+
+    def reconstruct(self, inputs: Views) -> Reconstruction:
+        t0 = time.perf_counter()
+        if len(inputs) < 1:
+            raise ReconError("no input views")
+        pg, frame, _ = self.predict(inputs)
+        g = frame.gaussians_to_world(pg.item(0, self.min_opacity).to(torch.device("cpu")))
+        dt = time.perf_counter() - t0
+        return Reconstruction(g, None, dt, {"gaussians": len(g), "frame": frame.to_dict(), **self.info})
+
+    @torch.no_grad()
+    def predict_unposed(self, images: Tensor) -> UnposedPrediction:
+        """Run the model on ``images [V, H, W, 3]`` (in [0, 1]) without cameras, recover the cameras
+        from the predicted pointmap (``recon.models.pointmap``) and place the Gaussians with them.
+
+        Everything is at the working resolution and in the frame and units ``UnposedPrediction`` states.
+        """
+        _check_images(images)
+        if self.model.pointmap_head is None or self.model.gaussian_head is None:
+            raise ReconError("this model has no pointmap or Gaussian head, so it cannot reconstruct unposed input")
+        V, H, W, _ = images.shape
+        w, h = self._working_size(W, H)
+        small = resize_images(images, w, h)
+        img = small.permute(0, 3, 1, 2)[None].to(self.device)  # [1, V, 3, h, w]
+        with self._autocast():
+            out = self.model(img, None, None, None, heads=("gaussians", "pointmap"))
+        pts, conf = out.pointmap[0].float().cpu(), out.conf[0].float().cpu()  # [V, h, w, 3], [V, h, w]
+        keep = select_points(conf, torch.isfinite(pts).all(-1), self.pose_min_conf, min_points=64)
+        scale = pts[keep].norm(dim=-1).mean() if keep.any() else torch.tensor(1.0)
+        pts = pts / scale.clamp_min(1e-6)
+        pose = cameras_from_pointmaps(pts, conf, w, h, min_conf=self.pose_min_conf)
+        c2w, K = pose.c2w.float(), pose.K.float()
+        w2c = torch.linalg.inv(c2w)
+        z = (pts @ w2c[:, None, :3, :3].transpose(-1, -2) + w2c[:, None, None, :3, 3])[..., 2]  # [V, h, w]
+        front = z > 0
+        z_min = 1e-3 * (z[front].median() if front.any() else torch.tensor(1.0))
+        depth = z.clamp_min(float(z_min))
+        dev = self.device
+        inv_unused = torch.ones(V, 1, h, w, device=dev)  # the coarse depth is replaced by ``depth_override``
+        pg = gaussians_from_raw(self.cfg.adapter, out.gaussian_raw.float(), inv_unused, img.float(),
+                                c2w[None].to(dev), K[None].to(dev), depth_override=depth[None].to(dev))
+        placed = pose.solved.clone()
+        placed[0] = True  # the first camera is the world origin whether or not its focal length was found
+        visible = front & placed[:, None, None]
+        pg.opacities = pg.opacities * visible[None].to(dev)
+        return UnposedPrediction(pg, Cameras(c2w, K, w, h), pose, pts, conf)
+
+    def reconstruct_unposed(self, images: Tensor) -> tuple[Reconstruction, Cameras]:
+        """Reconstruct from ``images [V, H, W, 3]`` (in [0, 1]) without cameras.
+
+        Returns the Gaussians and the recovered cameras (OpenCV ``c2w``, ``K`` in pixels of the
+        input's ``W x H``). World frame: the first camera's (``c2w[0] = I``); units: the
+        normalised pointmap's (mean distance of the confident predicted points from the first
+        camera = 1), see ``UnposedPrediction``. ``info`` says so and carries the pose statistics.
+        """
+        t0 = time.perf_counter()
+        _, H, W, _ = _check_images(images).shape
+        pred = self.predict_unposed(images)
+        g = pred.gaussians.item(0, self.min_opacity).to(torch.device("cpu"))
+        cams = pred.cameras.resize(W, H)
+        dt = time.perf_counter() - t0
+        p = pred.pose
+        reproj = [None if math.isnan(x) else x for x in p.reproj_px.tolist()]  # JSON has no NaN
+        info = {"mode": "unposed", "world": "first camera", "scale": "pointmap mean distance = 1",
+                "gaussians": len(g), "pose_solved": p.solved.tolist(), "pose_inlier_ratio": p.inlier_ratio.tolist(),
+                "pose_reproj_px": reproj, **self.info}
+        return Reconstruction(g, None, dt, info), cams
+
+    @torch.no_grad()
+    def mesh(self, views: Views, resolution: int = 128, chunk: int = 1 << 16) -> Mesh:
+        """Mesh of the triplane SDF's zero level set for posed ``views``: marching cubes over the
+        head's cube (``extent``, canonical frame) at ``resolution`` nodes per axis, mapped to the
+        input world frame and units; vertex colours from the colour field."""
+        if self.model.triplane_head is None:
+            raise ReconError("this model has no triplane head, so it cannot make meshes")
+        if len(views) < 1:
+            raise ReconError("no input views")
+        out, frame, _ = self._run_posed(views, ("triplane",))
+        planes = out.planes.float()
+
+        def field(p: Tensor) -> tuple[Tensor, Tensor]:
+            sdf, rgb = self.model.sdf(planes, p[None].to(planes.device))
+            return sdf[0], rgb[0]
+
+        verts, faces, colors = extract_mesh(field, resolution, self.cfg.triplane_head.extent, chunk, self.device)
+        return Mesh(frame.points_to_world(verts), faces, colors)
