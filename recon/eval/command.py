@@ -24,6 +24,7 @@ class EvalRequest:
     grid_path: Path | None = None
     limit: int | None = None
     device: str = "auto"
+    checkpoint: Path | None = None  # model methods only; default checkpoints/default
 
 
 def _per_protocol(path: Path | None, name: str, several: bool) -> Path | None:
@@ -43,7 +44,7 @@ def run_eval(req: EvalRequest, progress: Callable[[str], None] | None = None) ->
     device = resolve_device(req.device)
     for p in protocols:
         p.check()
-    method = make_method(req.method)
+    method = make_method(req.method, req.checkpoint)
     several = len(protocols) > 1
     return [
         run_protocol(p, method, _per_protocol(req.json_path, p.name, several), _per_protocol(req.grid_path, p.name, several),

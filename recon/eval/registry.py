@@ -40,6 +40,12 @@ def _gt_depth() -> Method:
     return GroundTruthDepthMethod()
 
 
+def _model(unposed: bool, checkpoint=None) -> Method:
+    from recon.eval.model_methods import ModelMethod, UnposedModelMethod
+
+    return UnposedModelMethod(checkpoint) if unposed else ModelMethod(checkpoint)
+
+
 @dataclass(frozen=True)
 class MethodEntry:
     factory: Callable[[], Method]
@@ -47,6 +53,8 @@ class MethodEntry:
 
 
 METHODS: dict[str, MethodEntry] = {
+    "recon": MethodEntry(lambda checkpoint=None: _model(False, checkpoint), "the shipped feed-forward model (checkpoints/default), posed inputs"),
+    "recon-unposed": MethodEntry(lambda checkpoint=None: _model(True, checkpoint), "the shipped model without input cameras (pointmap head), aligned for scoring"),
     "optimize-30s": MethodEntry(lambda: _optimize(30.0), "per-scene Gaussian optimisation from scratch, 30 s budget"),
     "optimize-120s": MethodEntry(lambda: _optimize(120.0), "per-scene Gaussian optimisation from scratch, 120 s budget"),
     "plane-sweep": MethodEntry(_plane_sweep, "plane-sweep stereo depth unprojected to pixel-aligned Gaussians"),
@@ -59,12 +67,21 @@ def method_names() -> list[str]:
     return list(METHODS)
 
 
-def make_method(name: str) -> Method:
-    """A new instance of the method registered as ``name``; ``ReconError`` listing the known names otherwise."""
+MODEL_METHODS = ("recon", "recon-unposed")
+
+
+def make_method(name: str, checkpoint=None) -> Method:
+    """A new instance of the method registered as ``name``; ``ReconError`` listing the known names otherwise.
+
+    ``checkpoint`` (a checkpoint folder) applies to the model methods only; default checkpoints/default."""
     entry = METHODS.get(name)
     if entry is None:
         raise ReconError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    if checkpoint is not None and name not in MODEL_METHODS:
+        raise ReconError(f"--checkpoint applies to the model methods ({', '.join(MODEL_METHODS)}), not {name!r}")
     try:
+        if name in MODEL_METHODS:
+            return entry.factory(checkpoint=checkpoint)
         return entry.factory()
     except ImportError as e:
         raise ReconError(f"method {name!r} is not available: {e}") from None

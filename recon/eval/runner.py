@@ -31,7 +31,7 @@ import torch
 
 from recon.errors import ReconError
 from recon.eval.grid import GridRow, write_grid
-from recon.eval.interface import Method
+from recon.eval.interface import Method, Reconstruction
 from recon.eval.metrics import depth_errors, mesh_metrics, psnr, ssim
 from recon.eval.protocol_base import EvalProtocol, ProtocolOverrides
 from renderer import render
@@ -95,6 +95,22 @@ def mean_metrics(rows: list[dict]) -> dict:
     return out
 
 
+def align_unposed(rec: Reconstruction, inputs) -> tuple[Reconstruction, dict]:
+    """Move an unposed reconstruction into the protocol's world: the similarity that best maps the
+    method's recovered camera centres (``rec.info["c2w_pred"]``) onto the input cameras' centres
+    (Umeyama), applied to the Gaussians; returns it with the camera errors after alignment."""
+    from recon.models.pointmap import align_similarity, camera_errors
+
+    pred = torch.as_tensor(rec.info.pop("c2w_pred")).double().cpu()
+    gt = inputs.cameras.c2w.double().cpu()
+    scale, R, t = align_similarity(pred[:, :3, 3], gt[:, :3, 3])
+    g = rec.gaussians.detach().cpu().transform(scale=float(scale), R=R.float(), t=t.float())
+    rot_deg, trans_err = camera_errors(pred, gt)
+    pose = {"pose_rot_deg": float(rot_deg[1:].mean()) if len(rot_deg) > 1 else 0.0,
+            "pose_trans_err": float(trans_err[1:].mean()) if len(trans_err) > 1 else 0.0}
+    return Reconstruction(g, rec.mesh, rec.seconds, rec.info), pose
+
+
 def run_protocol(
     protocol: EvalProtocol,
     method: Method,
@@ -124,6 +140,9 @@ def run_protocol(
         t0 = time.perf_counter()
         rec = method.reconstruct(inputs)
         seconds_wall = time.perf_counter() - t0
+        pose = None
+        if getattr(method, "unposed", False):
+            rec, pose = align_unposed(rec, inputs)
         gaussians = rec.gaussians.detach().to(device)
 
         t0 = time.perf_counter()
@@ -149,6 +168,8 @@ def run_protocol(
             seed = int(extras.get("seed", 0)) % (2**31)
             mesh = mesh_metrics(rec.mesh, extras["gt_mesh"](), settings.mesh_samples, settings.fscore_tau_rel, seed=seed)
         item_mean = mean_metrics(views)
+        if pose is not None:
+            item_mean.update(pose)
         items.append({
             "id": item_id,
             "seconds_wall": seconds_wall,

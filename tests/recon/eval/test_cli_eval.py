@@ -24,7 +24,7 @@ def _run(argv, capsys):
     "argv, message",
     [
         (["eval", "nope"], "unknown protocol 'nope'; known protocols: lego-sparse-4"),
-        (["eval", "lego-sparse-4", "--method", "nope"], "unknown method 'nope'; known methods: optimize-30s"),
+        (["eval", "lego-sparse-4", "--method", "nope"], "unknown method 'nope'; known methods: recon, recon-unposed, optimize-30s"),
         (["eval", "fox-sparse", "--data", "/nonexistent/eval_data"], "data folder /nonexistent/eval_data/fox_instantngp not found"),
         (["eval", "fox-sparse", "--limit", "0"], "--limit must be at least 1"),
         (["eval"], "the following arguments are required: PROTOCOL"),

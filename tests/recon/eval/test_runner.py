@@ -148,8 +148,12 @@ def test_gt_depth_unprojection_reproduces_a_surface():
 def test_registry():
     assert {"optimize-30s", "optimize-120s", "plane-sweep", "mean-color", "gt-depth"} <= set(method_names())
     assert make_method("mean-color").name == "mean-color"
-    with pytest.raises(ReconError, match="unknown method 'nope'; known methods: optimize-30s"):
+    with pytest.raises(ReconError, match="unknown method 'nope'; known methods: recon, recon-unposed, optimize-30s"):
         make_method("nope")
+    with pytest.raises(ReconError, match="--checkpoint applies to the model methods"):
+        make_method("mean-color", checkpoint="checkpoints/default")
+    with pytest.raises(ReconError, match="not a checkpoint folder"):
+        make_method("recon", checkpoint="/nonexistent/ckpt")
 
 
 def test_mean_metrics_skip_undefined():

@@ -1,0 +1,102 @@
+"""The model's protocol table next to the baselines, for MODEL_CARD.md and the closing note.
+
+    python -m bench.model_table --checkpoint checkpoints/default [--synthetic-limit 50] [--force]
+
+Runs ``recon`` (posed) and ``recon-unposed`` under the protocols, writing
+``bench/results/model/<protocol>__<method>.json`` (finished runs are skipped unless ``--force``), then
+prints a markdown table that puts each model row beside the baselines of ``bench/results/baselines``
+on the same items. Synthetic baselines were run on their first few seeds only, so the table also
+reports the model's mean over exactly those seeds ("same items" columns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from recon.eval.command import EvalRequest, run_eval
+
+RESULTS = Path("bench/results/model")
+BASELINES = Path("bench/results/baselines")
+RUNS = (
+    ("synthetic-val", "recon"),
+    ("synthetic-val", "recon-unposed"),
+    ("synthetic-val-scenes", "recon"),
+    ("lego-sparse-4", "recon"),
+    ("lego-sparse-8", "recon"),
+    ("fox-sparse", "recon"),
+)
+SYNTHETIC = ("synthetic-val", "synthetic-val-scenes")
+
+
+def run_all(checkpoint: Path, synthetic_limit: int | None, force: bool) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for protocol, method in RUNS:
+        out = RESULTS / f"{protocol}__{method}.json"
+        if out.exists() and not force:
+            continue
+        limit = synthetic_limit if protocol in SYNTHETIC else None
+        print(f"== {protocol} / {method} (limit {limit})", flush=True)
+        run_eval(EvalRequest(protocol, method, json_path=out, grid_path=out.with_suffix(".png"), limit=limit,
+                             device="cpu", checkpoint=checkpoint), progress=lambda line: print("  " + line, flush=True))
+
+
+def _mean_over(result: dict, key: str, n: int | None) -> float | None:
+    items = result["items"][:n] if n else result["items"]
+    vals = [it["mean"].get(key) for it in items]
+    vals = [v for v in vals if isinstance(v, (int, float))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def table() -> str:
+    fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
+    lines = ["| protocol | method | items | PSNR | SSIM | s / item | other |", "|---|---|---|---|---|---|---|"]
+    for protocol in ("synthetic-val", "synthetic-val-scenes", "lego-sparse-4", "lego-sparse-8", "fox-sparse"):
+        base = {m: _load(BASELINES / f"{protocol}__{m}.json") for m in ("plane-sweep", "optimize-30s", "optimize-120s")}
+        n_base = min((b["means"]["items"] for b in base.values() if b), default=None)
+        for method in ("recon", "recon-unposed"):
+            r = _load(RESULTS / f"{protocol}__{method}.json")
+            if r is None:
+                continue
+            m = r["means"]
+            other = []
+            if m.get("mesh_chamfer_l1") is not None:
+                other.append(f"SDF mesh Chamfer-L1 {m['mesh_chamfer_l1']:.4f}, F-score {m.get('mesh_fscore', 0):.3f}")
+            if m.get("pose_rot_deg") is not None:
+                other.append(f"camera rotation error {m['pose_rot_deg']:.2f} deg, translation error {m['pose_trans_err']:.3f}")
+            partial = "" if r["full_protocol"] else " (first seeds)"
+            lines.append(f"| {protocol}{partial} | **{method}** | {m['items']} | {fmt(m.get('psnr'))} | "
+                         f"{fmt(m.get('ssim'), 3)} | {fmt(m.get('seconds_wall'))} | {'; '.join(other)} |")
+            if n_base and n_base < m["items"] and method == "recon":
+                lines.append(f"| {protocol} (first {n_base}) | **{method}**, same items as baselines | {n_base} | "
+                             f"{fmt(_mean_over(r, 'psnr', n_base))} | {fmt(_mean_over(r, 'ssim', n_base), 3)} | "
+                             f"{fmt(_mean_over(r, 'seconds_wall', n_base))} | |")
+        for name, b in base.items():
+            if b is None:
+                continue
+            bm = b["means"]
+            partial = "" if b["full_protocol"] else " (first seeds)"
+            lines.append(f"| {protocol}{partial} | {name} | {bm['items']} | {fmt(bm.get('psnr'))} | "
+                         f"{fmt(bm.get('ssim'), 3)} | {fmt(bm.get('seconds_wall'))} | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.model_table", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/default"))
+    p.add_argument("--synthetic-limit", type=int, default=50)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--table-only", action="store_true")
+    a = p.parse_args(argv)
+    if not a.table_only:
+        run_all(a.checkpoint, a.synthetic_limit, a.force)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
