@@ -1,11 +1,13 @@
 """The ``recon`` command line. Parsing lives here only; each command calls library functions.
 
-Exit codes: 0 success, 2 bad input (one-line reason on stderr), 1 internal error.
+Exit codes: 0 success, 2 bad input (one-line reason on stderr), 1 internal error; ``recon train``
+stopped by signal N exits with 128 + N after saving its state.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -81,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-depth", action="store_true", help="also write expected z-depth as float32 .npy")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
-    from recon.eval.protocols import ALIASES, PROTOCOLS  # names only: data and methods load when used
+    # names only: data and methods load when used
+    from recon.eval.protocols import ALIASES, PROTOCOLS
     from recon.eval.registry import DEFAULT_METHOD, METHODS
 
     e = sub.add_parser(
@@ -98,7 +101,112 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--grid", type=Path, default=None, help="write the GT | prediction | error PNG here")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N items (recorded as partial)")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--checkpoint", type=Path, default=None,
+                   help="checkpoint folder for the model methods (default: checkpoints/default)")
+
+    c = sub.add_parser(
+        "reconstruct",
+        help="photos (posed, unposed or one) to 3D Gaussians: gaussians.ply, cameras.json, report.json",
+        description="Reconstruct INPUT (image files, a folder of images, or a dataset folder with cameras) into "
+        "DIR: gaussians.ply, cameras.json (OpenCV, the input's world frame when posed), the requested exports "
+        "and report.json (mode, pose method, timings, warnings).",
+    )
+    c.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="images, a folder of images, or a dataset folder")
+    c.add_argument("--cameras", type=Path, default=None, help="camera file or dataset folder for the images (posed)")
+    c.add_argument("--mode", default="auto", choices=["auto", "posed", "unposed", "single"])
+    c.add_argument("--views", default=None, help="input views to use: indices, ranges (0-7) or image names")
+    c.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    c.add_argument("--export", default="ply", help="comma-separated formats: ply (always written), splat")
+    c.add_argument("--refine-steps", type=int, default=0, help="photometric refinement steps on the inputs (default 0)")
+    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
+    c.add_argument("--mask", default="auto", choices=["auto", "alpha", "grabcut", "none"],
+                   help="foreground mask for single-image mode (auto: alpha channel, else GrabCut)")
+    c.add_argument("--foreground-ratio", type=float, default=0.85, help="object fill of the crop (single-image mode)")
+
+    b = sub.add_parser(
+        "batch",
+        help="reconstruct every sub-folder of ROOT (one job each) into OUT, resumable",
+        description="Every sub-folder of ROOT is one job (images, optionally a camera file). Each job's outputs "
+        "appear in OUT/<job>/ only when complete; failures are recorded in OUT/batch_report.json and do not stop "
+        "the others; the exit code is 1 when any job failed.",
+    )
+    b.add_argument("root", type=Path, metavar="ROOT")
+    b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--workers", type=_positive_int, default=1, help="parallel jobs (processes, or Ray tasks)")
+    b.add_argument("--resume", action="store_true", help="skip jobs whose outputs are complete")
+    b.add_argument("--engine", default="local", choices=["local", "ray"])
+    b.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    b.add_argument("--export", default="ply", help="comma-separated formats per job: ply, splat")
+    b.add_argument("--mode", default="auto", choices=["auto", "posed", "unposed", "single"])
+    b.add_argument("--refine-steps", type=int, default=0)
+    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    b.add_argument("--checkpoint", type=Path, default=None)
+
+    t = sub.add_parser(
+        "train",
+        help="train the reconstruction model from a JSON config (resumes by default)",
+        description="Train ReconModel from a JSON training config (see configs/, recon.train.config.TrainConfig) "
+        "on CPU, one GPU, or many through torchrun (DDP). Resumes from OUT/checkpoints unless --no-resume. "
+        "State is saved every few minutes, at the end, and on SIGTERM/SIGINT (exit code 128+signal).",
+    )
+    t.add_argument("config", type=Path, metavar="CONFIG", help="training config (JSON)")
+    t.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from the latest state in the out dir (default); --no-resume refuses an out dir "
+                   "that holds state")
+    t.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
+                   help="train at most N more steps (default: up to the config's steps)")
+    t.add_argument("--out", default=None, metavar="DIR", help="out dir (default: the config's out_dir)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from recon.pipeline.run import FORMATS
+
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ReconError(f"--export: unknown format(s) {', '.join(bad)}; available: {', '.join(FORMATS)}")
+    return formats or ("ply",)
+
+
+def _batch_progress():
+    """A rich progress bar with ETA and one status line per finished job (stderr)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                   transient=False)
+    state: dict = {}
+
+    def update(result: dict, done: int, total: int) -> None:
+        if "task" not in state:
+            bar.start()
+            state["task"] = bar.add_task("jobs", total=total, completed=done - 1)
+        status = result["status"] + (f": {result['error']}" if result.get("error") else "")
+        bar.console.print(f"{result['job']}: {status} ({result['seconds']:.1f} s)")
+        bar.update(state["task"], completed=done)
+        if done >= total:
+            bar.stop()
+
+    return update
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -131,9 +239,50 @@ def _run(args: argparse.Namespace) -> int:
             grid_path=args.grid,
             limit=args.limit,
             device=args.device,
+            checkpoint=args.checkpoint,
         )
         results = run_eval(request, progress=lambda line: print(line, file=sys.stderr))
         print(summary_table(results))
+        return EXIT_OK
+    if args.command == "reconstruct":
+        from recon.pipeline.run import ReconstructOptions, reconstruct
+
+        formats = _formats(args.export)
+        if args.out.exists() and not args.out.is_dir():
+            raise ReconError(f"{args.out}: output path exists and is not a folder")
+        opts = ReconstructOptions(cameras=args.cameras, mode=args.mode, views=parse_views(args.views),
+                                  refine_steps=args.refine_steps, device=args.device, checkpoint=args.checkpoint,
+                                  mask=args.mask, foreground_ratio=args.foreground_ratio)
+        result = reconstruct(args.inputs, opts)
+        result.save(args.out, formats)
+        r = result.report
+        print(f"{r['gaussians']} Gaussians from {r['views']} views ({r['mode']}, cameras: {r['pose_method']}) "
+              f"in {r['timings']['total_before_export']:.2f} s -> {args.out}")
+        for w in r["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
+        return EXIT_OK
+    if args.command == "batch":
+        from recon.pipeline.batch import BatchOptions, run_batch
+
+        job_options = {"mode": args.mode, "refine_steps": args.refine_steps, "device": args.device,
+                       "checkpoint": str(args.checkpoint) if args.checkpoint else None, "export": list(_formats(args.export))}
+        opts = BatchOptions(workers=args.workers, resume=args.resume, engine=args.engine, address=args.address,
+                            job_options=job_options)
+        report = run_batch(args.root, args.out, opts, progress=_batch_progress())
+        print(f"{report['ok']} done, {report['failed']} failed, {report['skipped']} skipped "
+              f"in {report['seconds']:.1f} s; report: {args.out / 'batch_report.json'}")
+        return EXIT_INTERNAL if report["failed"] else EXIT_OK
+    if args.command == "train":
+        from recon.train.trainer import train
+
+        tr = train(args.config, resume=args.resume, max_steps=args.max_steps, out_dir=args.out)
+        if tr.rank == 0:
+            print(f"step {tr.step} of {tr.cfg.steps}: state in {tr.out / 'checkpoints'}, EMA weights in {tr.out / 'export'}")
+        if tr.stop_signal is not None:
+            if tr.rank == 0:
+                print(f"stopped by {signal.Signals(tr.stop_signal).name}; run the same command again to resume",
+                      file=sys.stderr)
+            return 128 + tr.stop_signal
         return EXIT_OK
     build_parser().print_help()
     return EXIT_BAD_INPUT
@@ -149,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # a bug, not a user mistake: keep the traceback for the report
+    except Exception as e:  # noqa: BLE001 (a bug, not a user mistake: keep the traceback for the report)
         traceback.print_exc()
         print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_INTERNAL

@@ -81,10 +81,44 @@ def write_example(out: Path) -> None:
                        extra={"note": "orbit rig, z up, world units = metres, made by recon.examples"})
 
 
+# Example photo sets in assets/examples (licence-clean: rendered by our own data engine).
+PHOTO_SETS = {  # name: (seed, views, with cameras.json)
+    "toy_posed": (9_000_001, 4, True),
+    "toy_unposed": (9_000_002, 4, False),
+    "toy_single": (9_000_003, 1, False),
+}
+
+
+def write_photo_sets(out: Path, size: int = 256) -> list[Path]:
+    """Render the example photo sets (procedural objects, white background) into ``out/<name>/``:
+    ``view_XX.png`` and, for posed sets, ``cameras.json``. Deterministic: the same files every time."""
+    from recon.data.procedural.item import make_item
+    from recon.io.images import write_png
+
+    written = []
+    for name, (seed, views, posed) in PHOTO_SETS.items():
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        item = make_item(seed, n_inputs=views, n_targets=0, size=size)
+        files = [f"view_{i:02d}.png" for i in range(views)]
+        for img, f in zip(item.inputs.images, files):
+            write_png(folder / f, img)
+        if posed:
+            write_cameras_json(folder / "cameras.json", item.inputs.cameras, files=files,
+                               extra={"note": f"procedural object seed {seed}, z up, made by recon.examples"})
+        written.append(folder)
+    return written
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Write the example splat and cameras.")
+    p = argparse.ArgumentParser(description="Write the example splat and cameras, or the example photo sets.")
     p.add_argument("--out", type=Path, default=Path("out/example"))
-    write_example(p.parse_args(argv).out)
+    p.add_argument("--photos", action="store_true", help="write the example photo sets (assets/examples) instead")
+    a = p.parse_args(argv)
+    if a.photos:
+        write_photo_sets(a.out)
+    else:
+        write_example(a.out)
 
 
 if __name__ == "__main__":

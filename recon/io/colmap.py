@@ -24,14 +24,14 @@ units are the model's, unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from renderer.errors import FileFormatError
 from recon.io.camera_set import CameraSet, View, build_camera_set
+from renderer.errors import FileFormatError
 
 # Parameter names per model, in COLMAP's order; f/fx/fy/cx/cy go to K, the rest to distortion.
 MODEL_PARAMS = {
@@ -108,15 +108,25 @@ def read_colmap(
     c2w, K, sizes, image_paths, distortion = [], [], [], [], []
     for im in images:
         cam = rec.cameras[im.camera_id]
-        k, dist = _intrinsics(cam, model_dir, im.name)
-        w2c = np.eye(4)
-        w2c[:3, :4] = np.asarray(_value(im.cam_from_world).matrix(), dtype=np.float64)
-        c2w.append(_rigid_inverse(w2c))
+        pose, k, dist = image_camera(rec, im, model_dir)
+        c2w.append(pose)
         K.append(k)
         sizes.append((int(cam.width), int(cam.height)))
         image_paths.append(image_dir / im.name)
         distortion.append(dist)
     return build_camera_set(model_dir, "colmap", np.stack(c2w), np.stack(K), sizes, image_paths, distortion, views=views, dtype=dtype)
+
+
+def image_camera(rec, image, where: Path) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """``(c2w [4,4], K [3,3], distortion)`` of a registered image of a pycolmap Reconstruction.
+
+    ``c2w`` is the inverse of COLMAP's ``cam_from_world`` (OpenCV axes, the model's world and
+    units); ``K`` is in pixels of the camera's width x height; ``where`` names the model in errors.
+    """
+    k, dist = _intrinsics(rec.cameras[image.camera_id], where, image.name)
+    w2c = np.eye(4)
+    w2c[:3, :4] = np.asarray(_value(image.cam_from_world).matrix(), dtype=np.float64)
+    return _rigid_inverse(w2c), k, dist
 
 
 def _value(attr):
