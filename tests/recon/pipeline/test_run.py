@@ -166,3 +166,23 @@ def test_auto_mode_falls_back_to_pointmap_when_sfm_registers_too_few(eval_data, 
     assert rep["mode"] == "unposed" and rep["pose_method"] == "pointmap"
     assert "SfM registered" in rep["pose_reason"] and "of 12 views" in rep["pose_reason"]
     assert rep["sfm"]["views"] == 12 and rep["sfm"]["registered"] < 9
+
+
+def test_package_level_api(tiny_checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    import recon
+
+    res = recon.reconstruct(recon_examples() / "toy_posed", _opts(tiny_checkpoint))
+    files = res.save(tmp_path / "api", ["ply"])
+    assert (tmp_path / "api" / "gaussians.ply") in files and len(res.cameras) == 4
+    # Importing recon loads no torch (nothing heavy at import time).
+    code = "import sys, recon; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def recon_examples():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[3] / "assets" / "examples"
