@@ -47,7 +47,7 @@ def write_table() -> str:
                      m.get("psnr_fg"), m.get("ssim"), m.get("depth_abs_rel"), m.get("seconds_wall")))
     order = {p: i for i, p in enumerate(REAL + SYNTHETIC)}
     rows.sort(key=lambda r: (order.get(r[0], 99), METHODS.index(r[1]) if r[1] in METHODS else 99))
-    fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+    fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"
     lines = [
         "# Baselines",
         "",

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from bench.scenes import pixel_aligned_scene
-from renderer import render
 from renderer import _torch_impl as impl
+from renderer import render
 
 
 def _median_time(fn, repeats: int) -> tuple[float, list[float]]:

@@ -9,8 +9,8 @@ from renderer.gaussians import Gaussians
 from renderer.render import RenderOutput, has_gsplat, render
 
 __all__ = [
-    "Cameras",
     "CameraError",
+    "Cameras",
     "FileFormatError",
     "Gaussians",
     "ReconError",

@@ -10,7 +10,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from renderer._torch_impl import ALPHA_THRESHOLD, MAX_ALPHA, TRANSMITTANCE_MIN, Projection
+from renderer._torch_impl import (
+    ALPHA_THRESHOLD,
+    MAX_ALPHA,
+    TRANSMITTANCE_MIN,
+    Projection,
+)
 
 
 def rasterize_reference(proj: Projection, values: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:

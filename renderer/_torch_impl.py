@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from kornia.geometry.conversions import quaternion_to_rotation_matrix
 from torch import Tensor
 
 from renderer.cameras import Cameras
 from renderer.gaussians import Gaussians
-from kornia.geometry.conversions import quaternion_to_rotation_matrix
 
 ALPHA_THRESHOLD = 1.0 / 255.0
 MAX_ALPHA = 0.999

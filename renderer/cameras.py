@@ -77,7 +77,7 @@ class Cameras:
     # ---- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_w2c(cls, w2c: Tensor, K: Tensor, width: int, height: int) -> "Cameras":
+    def from_w2c(cls, w2c: Tensor, K: Tensor, width: int, height: int) -> Cameras:
         return cls(rigid_inverse(w2c), K, width, height)
 
     @classmethod
@@ -89,7 +89,7 @@ class Cameras:
         fov_deg: float = 50.0,  # horizontal field of view
         width: int = 256,
         height: int = 256,
-    ) -> "Cameras":
+    ) -> Cameras:
         """Cameras at ``eye`` looking at ``target``, rolled so that world ``up`` is image-up."""
         eye = torch.as_tensor(eye, dtype=torch.float32).reshape(-1, 3)
         target = torch.as_tensor(target, dtype=eye.dtype).expand_as(eye)
@@ -120,7 +120,7 @@ class Cameras:
         width: int = 256,
         height: int = 256,
         azimuth0_deg: float = 0.0,
-    ) -> "Cameras":
+    ) -> Cameras:
         """``n`` cameras evenly spaced in azimuth on a circle at ``elevation_deg`` around ``up``."""
         up_t = torch.nn.functional.normalize(torch.as_tensor(up, dtype=torch.float32), dim=0)
         # Any two unit vectors perpendicular to up span the orbit plane.
@@ -138,19 +138,19 @@ class Cameras:
     def __len__(self) -> int:
         return self.c2w.shape[0]
 
-    def __getitem__(self, idx) -> "Cameras":
+    def __getitem__(self, idx) -> Cameras:
         if isinstance(idx, int):
             idx = [idx]
         return Cameras(self.c2w[idx], self.K[idx], self.width, self.height)
 
     @staticmethod
-    def cat(cams: list["Cameras"]) -> "Cameras":
+    def cat(cams: list[Cameras]) -> Cameras:
         sizes = {(c.width, c.height) for c in cams}
         if len(sizes) != 1:
             raise CameraError(f"cannot batch cameras of different image sizes {sorted(sizes)}")
         return Cameras(torch.cat([c.c2w for c in cams]), torch.cat([c.K for c in cams]), *sizes.pop())
 
-    def to(self, device=None, dtype=None) -> "Cameras":
+    def to(self, device=None, dtype=None) -> Cameras:
         return Cameras(self.c2w.to(device=device, dtype=dtype), self.K.to(device=device, dtype=dtype), self.width, self.height)
 
     @property
@@ -174,7 +174,7 @@ class Cameras:
 
     # ---- validation ----------------------------------------------------------------------------
 
-    def validate(self, source: str = "cameras", atol: float = 1e-3) -> "Cameras":
+    def validate(self, source: str = "cameras", atol: float = 1e-3) -> Cameras:
         """Raise ``CameraError`` naming ``source`` if any pose or intrinsic is unusable."""
         if not (torch.isfinite(self.c2w).all() and torch.isfinite(self.K).all()):
             bad = (~torch.isfinite(self.c2w).flatten(1).all(1) | ~torch.isfinite(self.K).flatten(1).all(1)).nonzero()
@@ -199,7 +199,7 @@ class Cameras:
 
     # ---- image-space edits that keep K exact ----------------------------------------------------
 
-    def resize(self, width: int, height: int) -> "Cameras":
+    def resize(self, width: int, height: int) -> Cameras:
         """Cameras for the same views resampled to ``width`` x ``height`` (continuous coordinates scale)."""
         sx, sy = width / self.width, height / self.height
         K = self.K.clone()
@@ -207,7 +207,7 @@ class Cameras:
         K[:, 1, :] *= sy
         return Cameras(self.c2w.clone(), K, width, height)
 
-    def crop(self, x0: int, y0: int, width: int, height: int) -> "Cameras":
+    def crop(self, x0: int, y0: int, width: int, height: int) -> Cameras:
         """Cameras for the pixel window starting at column ``x0``, row ``y0`` of the given size."""
         K = self.K.clone()
         K[:, 0, 2] -= x0

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
-from kornia.geometry.conversions import quaternion_to_rotation_matrix, rotation_matrix_to_quaternion
+from kornia.geometry.conversions import (
+    quaternion_to_rotation_matrix,
+    rotation_matrix_to_quaternion,
+)
 from torch import Tensor
 
 from renderer.errors import ReconError
@@ -86,7 +89,7 @@ class Gaussians:
         opacities: Tensor,
         quats_wxyz: Tensor | None = None,
         sh_degree: int = 0,
-    ) -> "Gaussians":
+    ) -> Gaussians:
         """Gaussians of view-independent colour ``rgb`` (higher SH bands zero)."""
         n = means.shape[0]
         if quats_wxyz is None:
@@ -97,8 +100,8 @@ class Gaussians:
         return cls(means, quats_wxyz, scales, opacities, sh)
 
     @classmethod
-    def empty(cls, sh_degree: int = 0, dtype=torch.float32) -> "Gaussians":
-        z = lambda *s: torch.zeros(*s, dtype=dtype)  # noqa: E731
+    def empty(cls, sh_degree: int = 0, dtype=torch.float32) -> Gaussians:
+        z = lambda *s: torch.zeros(*s, dtype=dtype)
         return cls(z(0, 3), z(0, 4), z(0, 3), z(0), z(0, num_sh_bases(sh_degree), 3))
 
     # ---- properties ---------------------------------------------------------------------------
@@ -127,31 +130,31 @@ class Gaussians:
         """[N, 3, 3] world covariances."""
         return covariances(self.quats_wxyz, self.scales)
 
-    def _map(self, fn) -> "Gaussians":
+    def _map(self, fn) -> Gaussians:
         return Gaussians(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
 
     # ---- batch edits --------------------------------------------------------------------------
 
-    def __getitem__(self, idx) -> "Gaussians":
+    def __getitem__(self, idx) -> Gaussians:
         """Index or prune by integer indices, slice or boolean mask."""
         return self._map(lambda t: t[idx])
 
     @staticmethod
-    def cat(items: list["Gaussians"]) -> "Gaussians":
+    def cat(items: list[Gaussians]) -> Gaussians:
         degree = max(g.sh_degree for g in items)
         items = [g.with_sh_degree(degree) for g in items]
         return Gaussians(**{f.name: torch.cat([getattr(g, f.name) for g in items]) for f in fields(Gaussians)})
 
-    def to(self, device=None, dtype=None) -> "Gaussians":
+    def to(self, device=None, dtype=None) -> Gaussians:
         return self._map(lambda t: t.to(device=device, dtype=dtype))
 
-    def detach(self) -> "Gaussians":
+    def detach(self) -> Gaussians:
         return self._map(lambda t: t.detach())
 
-    def clone(self) -> "Gaussians":
+    def clone(self) -> Gaussians:
         return self._map(lambda t: t.clone())
 
-    def with_sh_degree(self, degree: int) -> "Gaussians":
+    def with_sh_degree(self, degree: int) -> Gaussians:
         """Pad higher bands with zeros or drop them."""
         k = num_sh_bases(degree)
         if k <= self.sh.shape[1]:
@@ -161,7 +164,7 @@ class Gaussians:
             sh = torch.cat([self.sh, pad], dim=1)
         return Gaussians(self.means, self.quats_wxyz, self.scales, self.opacities, sh)
 
-    def transform(self, scale: float = 1.0, R: Tensor | None = None, t: Tensor | None = None) -> "Gaussians":
+    def transform(self, scale: float = 1.0, R: Tensor | None = None, t: Tensor | None = None) -> Gaussians:
         """Apply the similarity ``x -> scale * R @ x + t`` to positions, shapes and view-dependent colour.
 
         ``R [3, 3]`` is a proper rotation, ``t [3]`` a translation in the new world's units.
@@ -179,7 +182,7 @@ class Gaussians:
         sh = rotate_sh(self.sh, R) if self.sh_degree > 0 else self.sh.clone()
         return Gaussians(means, quats, self.scales * scale, self.opacities.clone(), sh)
 
-    def validate(self, source: str = "gaussians") -> "Gaussians":
+    def validate(self, source: str = "gaussians") -> Gaussians:
         """Raise ``ReconError`` naming ``source`` if values are non-finite or out of range."""
         for f in fields(self):
             t = getattr(self, f.name)

@@ -96,7 +96,9 @@ def render(
     if backend == "auto":
         backend = "gsplat" if device.type == "cuda" else "torch"
     if backend == "gsplat":
-        from renderer._gsplat import render_gsplat  # lazy: gsplat builds CUDA code on first use
+        from renderer._gsplat import (
+            render_gsplat,  # lazy: gsplat builds CUDA code on first use
+        )
 
         return render_gsplat(gaussians, cameras, bg, sh_degree, features, near_plane, far_plane, eps2d)
     if backend != "torch":

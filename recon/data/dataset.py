@@ -49,7 +49,9 @@ class ProceduralDataset(torch.utils.data.Dataset):
         return self.config.length
 
     def __getitem__(self, index: int) -> Item:
-        from recon.data.procedural.item import make_item  # heavy: imported when first used
+        from recon.data.procedural.item import (
+            make_item,  # heavy: imported when first used
+        )
 
         if not 0 <= index < len(self):
             raise IndexError(index)
@@ -91,7 +93,7 @@ class PosedImagesDataset(torch.utils.data.Dataset):
                 raise ReconError(f"{path}: {len(s)} views, but items need {need} (inputs + targets)")
 
     @classmethod
-    def objaverse_style(cls, root: str | Path, config: PosedImagesConfig | None = None) -> "PosedImagesDataset":
+    def objaverse_style(cls, root: str | Path, config: PosedImagesConfig | None = None) -> PosedImagesDataset:
         """One object per sub-folder of ``root``, each with images and a camera file (cameras.json or
         transforms.json): the layout of common Objaverse render dumps."""
         root = Path(root)

@@ -46,13 +46,13 @@ class Views:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def select(self, idx: list[int]) -> "Views":
-        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+    def select(self, idx: list[int]) -> Views:
+        pick = lambda t: None if t is None else t[idx]
         return Views(self.images[idx], self.cameras[idx], pick(self.masks), pick(self.depth_z), pick(self.normals),
                      [self.names[i] for i in idx])
 
-    def to(self, device=None) -> "Views":
-        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+    def to(self, device=None) -> Views:
+        mv = lambda t: None if t is None else t.to(device)
         return Views(mv(self.images), self.cameras.to(device), mv(self.masks), mv(self.depth_z), mv(self.normals),
                      list(self.names))
 
@@ -81,7 +81,7 @@ class Item:
     sdf: SdfSamples | None = None
     meta: dict = field(default_factory=dict)
 
-    def to(self, device=None) -> "Item":
+    def to(self, device=None) -> Item:
         sdf = None if self.sdf is None else SdfSamples(
             self.sdf.points.to(device), self.sdf.sdf.to(device), None if self.sdf.colors is None else self.sdf.colors.to(device)
         )

@@ -19,16 +19,16 @@ in sparse/0, sparse, or the folder itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from renderer.errors import FileFormatError
 from recon.io.camera_set import CameraSet, View, load_json
 from recon.io.cameras_json import read_cameras_json, write_cameras_json
 from recon.io.colmap import MODEL_FILES, find_colmap_model, read_colmap
 from recon.io.idr import read_idr
 from recon.io.llff import read_llff
 from recon.io.nerf import read_nerf
+from renderer.errors import FileFormatError
 
 __all__ = [
     "CameraSet",

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ class CameraSet:
         """C image file names (no folder)."""
         return [p.name for p in self.image_paths]
 
-    def select(self, views: Sequence[View]) -> "CameraSet":
+    def select(self, views: Sequence[View]) -> CameraSet:
         """The subset ``views`` (indices, file names or stems), in the order given.
 
         Raises ``ReconError`` naming the first entry that matches no frame (or several).

@@ -21,15 +21,23 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from recon.io.camera_set import (
+    CameraSet,
+    View,
+    as_matrix,
+    as_size,
+    build_camera_set,
+    frames_list,
+    load_json,
+)
 from renderer.cameras import Cameras
 from renderer.errors import FileFormatError
-from recon.io.camera_set import CameraSet, View, as_matrix, as_size, build_camera_set, frames_list, load_json
 
 CONVENTION = "opencv"
 

@@ -22,14 +22,22 @@ paths are that folder's files in name order, else placeholders ``image/000, imag
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from recon.io.camera_set import (
+    CameraSet,
+    View,
+    as_matrix,
+    as_size,
+    build_camera_set,
+    list_images,
+    read_image_size,
+)
 from renderer.errors import CameraError, FileFormatError
-from recon.io.camera_set import CameraSet, View, as_matrix, as_size, build_camera_set, list_images, read_image_size
 
 IDR_FILES = ("cameras_sphere.npz", "cameras.npz")
 

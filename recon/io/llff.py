@@ -21,14 +21,21 @@ World: kept as stored. LLFF's own loader recentres the poses and rescales by the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from recon.io.camera_set import (
+    CameraSet,
+    View,
+    as_size,
+    build_camera_set,
+    list_images,
+    read_image_size,
+)
 from renderer.errors import FileFormatError
-from recon.io.camera_set import CameraSet, View, as_size, build_camera_set, list_images, read_image_size
 
 ASPECT_TOLERANCE = 0.01  # relative: downsampling rounds sizes to whole pixels
 

@@ -22,14 +22,12 @@ output made from them) stay in the same world as the user's file.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from renderer.cameras import focal_from_fov
-from renderer.errors import FileFormatError
 from recon.io.camera_set import (
     IMAGE_SUFFIXES,
     CameraSet,
@@ -41,6 +39,8 @@ from recon.io.camera_set import (
     load_json,
     read_image_size,
 )
+from renderer.cameras import focal_from_fov
+from renderer.errors import FileFormatError
 
 # OpenGL camera axes (y up, looking down -z) -> OpenCV (y down, looking down +z). Self-inverse.
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])

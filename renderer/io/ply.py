@@ -31,10 +31,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -111,11 +112,11 @@ class PlyArrays:
     def sh_degree(self) -> int:
         return DEGREE_OF_F_REST[self.f_rest.shape[1]]
 
-    def slice(self, start: int, stop: int) -> "PlyArrays":
+    def slice(self, start: int, stop: int) -> PlyArrays:
         return PlyArrays(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
 
     @classmethod
-    def from_gaussians(cls, g: Gaussians) -> "PlyArrays":
+    def from_gaussians(cls, g: Gaussians) -> PlyArrays:
         """Raw values of activated Gaussians (any device/dtype); logit and log run in float64."""
         g = g.detach().to("cpu")
         n, k = len(g), g.sh.shape[1]

@@ -254,7 +254,7 @@ def test_colmap_opencv_distortion_and_model_folder(tmp_path):
     cam.params = [FX, FY, CX, CY, 0, 0, 0, 0]
     pts = random_points(10).numpy()
     w2c = cams.w2c[0].numpy()
-    ref = cam.img_from_cam((pts @ w2c[:3, :3].T + w2c[:3, 3]))
+    ref = cam.img_from_cam(pts @ w2c[:3, :3].T + w2c[:3, 3])
     uv, _ = s.cameras.to(dtype=torch.float64)[0].project(torch.from_numpy(pts))
     assert np.abs(uv[0].numpy() - ref).max() < 1e-4
 

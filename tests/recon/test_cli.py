@@ -15,9 +15,9 @@ from PIL import Image
 from bench.scenes import random_scene
 from recon.cli import main, parse_views
 from recon.errors import ReconError
+from recon.examples import write_example
 from recon.io import read_cameras, write_cameras_json
 from renderer import Cameras, render
-from recon.examples import write_example
 from renderer.io import read_gaussians, write_ply
 
 REPO = Path(__file__).resolve().parents[2]

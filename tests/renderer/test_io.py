@@ -367,7 +367,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, writer, kind):
 
 
 def test_write_error_midway_removes_temp_file(tmp_path, monkeypatch):
-    import renderer.io.ply as ply
+    from renderer.io import ply
 
     def boom(raw):
         raise RuntimeError("disk on fire")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.scenes import random_scene
 from recon.data.dataset import (
     PosedImagesConfig,
     PosedImagesDataset,
@@ -20,7 +21,6 @@ from recon.errors import FileFormatError, ReconError
 from recon.io import write_cameras_json
 from recon.io.images import load_image, resize_image
 from renderer import Cameras, render
-from bench.scenes import random_scene
 
 HAS_ENGINE = importlib.util.find_spec("recon.data.procedural.item") is not None
 
