@@ -49,13 +49,18 @@ def _mean_over(result: dict, key: str, n: int | None) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def _item_seconds(result: dict, n: int) -> float | None:
+    vals = [it["seconds_method"] for it in result["items"][:n] if isinstance(it.get("seconds_method"), (int, float))]
+    return sum(vals) / len(vals) if vals else None
+
+
 def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def table() -> str:
     fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
-    lines = ["| protocol | method | items | PSNR | SSIM | s / item | other |", "|---|---|---|---|---|---|---|"]
+    lines = ["| protocol | method | items | PSNR | SSIM | s / item (method) | other |", "|---|---|---|---|---|---|---|"]
     for protocol in ("synthetic-val", "synthetic-val-scenes", "lego-sparse-4", "lego-sparse-8", "fox-sparse"):
         base = {m: _load(BASELINES / f"{protocol}__{m}.json") for m in ("plane-sweep", "optimize-30s", "optimize-120s")}
         n_base = min((b["means"]["items"] for b in base.values() if b), default=None)
@@ -65,24 +70,27 @@ def table() -> str:
                 continue
             m = r["means"]
             other = []
+            mesh_s = [it["info"].get("seconds_mesh") for it in r["items"] if it["info"].get("seconds_mesh")]
+            if mesh_s:
+                other.append(f"SDF mesh extraction {sum(mesh_s) / len(mesh_s):.2f} s / item")
             if m.get("mesh_chamfer_l1") is not None:
                 other.append(f"SDF mesh Chamfer-L1 {m['mesh_chamfer_l1']:.4f}, F-score {m.get('mesh_fscore', 0):.3f}")
             if m.get("pose_rot_deg") is not None:
                 other.append(f"camera rotation error {m['pose_rot_deg']:.2f} deg, translation error {m['pose_trans_err']:.3f}")
             partial = "" if r["full_protocol"] else " (first seeds)"
             lines.append(f"| {protocol}{partial} | **{method}** | {m['items']} | {fmt(m.get('psnr'))} | "
-                         f"{fmt(m.get('ssim'), 3)} | {fmt(m.get('seconds_wall'))} | {'; '.join(other)} |")
+                         f"{fmt(m.get('ssim'), 3)} | {fmt(m.get('seconds_method'))} | {'; '.join(other)} |")
             if n_base and n_base < m["items"] and method == "recon":
                 lines.append(f"| {protocol} (first {n_base}) | **{method}**, same items as baselines | {n_base} | "
                              f"{fmt(_mean_over(r, 'psnr', n_base))} | {fmt(_mean_over(r, 'ssim', n_base), 3)} | "
-                             f"{fmt(_mean_over(r, 'seconds_wall', n_base))} | |")
+                             f"{fmt(_item_seconds(r, n_base))} | |")
         for name, b in base.items():
             if b is None:
                 continue
             bm = b["means"]
             partial = "" if b["full_protocol"] else " (first seeds)"
             lines.append(f"| {protocol}{partial} | {name} | {bm['items']} | {fmt(bm.get('psnr'))} | "
-                         f"{fmt(bm.get('ssim'), 3)} | {fmt(bm.get('seconds_wall'))} | |")
+                         f"{fmt(bm.get('ssim'), 3)} | {fmt(bm.get('seconds_method'))} | |")
     return "\n".join(lines)
 
 
