@@ -24,3 +24,28 @@ fi
 
 # torch is pinned to 2.13.0 in pyproject.toml: an unpinned torch would pull the multi-GB CUDA build.
 python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+
+# --dev: the Khronos glTF Validator (npm) that tests/recon/export checks every GLB with, installed
+# into the git-ignored .node/ (idempotent: skipped when that version is already there). npm comes
+# from the system's packages when missing. A failure here stops the setup (CI must not skip them).
+if [[ -n "$extras" ]]; then
+  validator_version="2.0.0-dev.3.10"
+  if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    if [[ "$(id -u)" -ne 0 ]]; then sudo_cmd="sudo"; fi
+    echo "setup: installing nodejs and npm (for the glTF validator used by the tests)" >&2
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    installed="$(node -p "require('./.node/node_modules/gltf-validator/package.json').version" 2>/dev/null || true)"
+    if [[ "$installed" != "$validator_version" ]]; then
+      mkdir -p .node
+      npm install --silent --no-audit --no-fund --prefix .node "gltf-validator@${validator_version}" \
+        || { echo "setup: could not install gltf-validator (npm)" >&2; exit 1; }
+    fi
+  else
+    echo "setup: npm not found and could not be installed; the glTF validator tests need it" >&2
+    exit 1
+  fi
+fi

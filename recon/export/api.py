@@ -1,0 +1,181 @@
+"""``export_mesh``: a reconstruction (mesh or Gaussians) to a game-ready mesh file in one call.
+
+Stages: extract (Gaussians only: render + TSDF) -> clean -> decimate to the face budget (+ LODs)
+-> place (+Y up, metres, pivot) -> UV unwrap + bake (textured formats) -> write atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recon.errors import ReconError
+from recon.eval.interface import Mesh
+from recon.export._convert import to_numpy
+from recon.export.cleanup import (
+    CleanupOptions,
+    clean_mesh,
+    lod_chain,
+    mesh_report,
+    vertex_normals,
+)
+from recon.export.extract import (
+    ColorFn,
+    TsdfOptions,
+    gaussian_color_fn,
+    mesh_from_gaussians,
+    vertex_color_fn,
+)
+from recon.export.files import placement, write_glb, write_obj, write_ply, write_stl
+from recon.export.texture import bake_texture, unwrap
+from renderer import Gaussians
+
+FORMATS = {".glb": "glb", ".obj": "obj", ".zip": "obj", ".ply": "ply", ".stl": "stl"}
+
+
+@dataclass
+class MeshExportOptions:
+    """How ``export_mesh`` shapes its output. Lengths are in source units unless stated."""
+
+    faces: int = 20_000  # triangle budget of the main mesh (LOD0)
+    texture_size: int = 1024  # base-colour texture edge in texels (GLB/OBJ)
+    vertex_colors: bool = False  # GLB/OBJ: per-vertex colours instead of UVs + texture
+    lods: tuple[float, ...] = ()  # extra levels as fractions of ``faces`` (e.g. (0.25, 0.06)): <stem>_lod1<ext>, ...
+    up: tuple[float, float, float] = (0.0, 0.0, 1.0)  # the source's up direction, mapped to glTF +Y
+    scale: float = 1.0  # metres per source unit
+    pivot: str = "bottom_center"  # "bottom_center", "center" or "none"
+    padding_px: int = 4  # texels between UV charts (islands are dilated into it)
+    cleanup: CleanupOptions = field(default_factory=CleanupOptions)
+    tsdf: TsdfOptions = field(default_factory=TsdfOptions)  # Gaussians -> surface settings
+    color_fn: ColorFn | None = None  # points [P,3] (source frame) -> rgb [P,3] in [0,1]; default from the source
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".zip" and not path.name.lower().endswith(".obj.zip"):
+        raise ReconError(f"cannot tell the mesh format of {path.name}: use .glb, .obj, .obj.zip, .ply or .stl")
+    if suffix not in FORMATS:
+        raise ReconError(f"unknown mesh format {suffix or '(none)'} for {path.name}: use .glb, .obj, .obj.zip, .ply or .stl")
+    return FORMATS[suffix]
+
+
+def _lod_path(path: Path, level: int) -> Path:
+    if level == 0:
+        return path
+    name = path.name
+    cut = len(".obj.zip") if name.lower().endswith(".obj.zip") else len(path.suffix)
+    return path.with_name(f"{name[:-cut]}_lod{level}{name[-cut:]}")
+
+
+def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportOptions | None = None) -> dict:
+    """Write ``source`` as a game-ready mesh file at ``path``; the format follows the suffix.
+
+    ``source``: a ``Mesh`` (vertices [V,3] source units, faces [F,3], optional vertex_colors [V,3]
+    in [0,1]) or ``Gaussians`` (activated, world frame; surfaced by render + TSDF fusion). Output:
+    +Y up (``options.up`` -> +Y by the smallest rotation), ``options.scale`` metres per source unit,
+    pivot per ``options.pivot``; ``.glb`` and ``.obj``/``.obj.zip`` get xatlas UVs and a baked
+    ``texture_size``^2 base-colour PNG (or vertex colours), ``.ply`` vertex colours, ``.stl`` geometry.
+
+    Returns a report: ``format``, ``files``, ``faces``, ``vertices``, ``topology`` (``mesh_report``
+    of the cleaned mesh before decimation and of each written level), ``uv_coverage``,
+    ``bbox_min``/``bbox_max`` (output frame, metres), ``rotation`` [3,3], ``translation`` [3] and
+    per-stage ``seconds``. Raises ``ReconError`` for an unknown suffix or when no surface is found.
+
+    Example::
+
+        >>> import torch, tempfile, os
+        >>> from recon.eval.interface import Mesh
+        >>> v = torch.tensor([[0., 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+        >>> f = torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+        >>> out = os.path.join(tempfile.mkdtemp(), "tet.glb")
+        >>> export_mesh(Mesh(v, f), out, MeshExportOptions(faces=4, texture_size=64))["faces"]
+        4
+    """
+    path = Path(path)
+    o = options or MeshExportOptions()
+    fmt = _format(path)
+    if o.faces < 4:
+        raise ReconError(f"the face budget must be at least 4, got {o.faces}")
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if isinstance(source, Gaussians):
+        if len(source) == 0:
+            raise ReconError("no Gaussians to make a mesh from")
+        mesh = mesh_from_gaussians(source, o.tsdf, o.up)
+        color_fn = o.color_fn or gaussian_color_fn(source)
+        seconds["extract"] = time.perf_counter() - t0
+    elif isinstance(source, Mesh):
+        mesh, color_fn = source, o.color_fn or vertex_color_fn(source)
+    else:
+        raise TypeError(f"source must be a Mesh or Gaussians, got {type(source).__name__}")
+    if len(mesh.faces) == 0:
+        raise ReconError("no surface found to export")
+
+    t = time.perf_counter()
+    mesh = clean_mesh(mesh, o.cleanup)
+    if len(mesh.faces) == 0:
+        raise ReconError("no surface left after clean-up")
+    cleaned = mesh_report(mesh)
+    seconds["cleanup"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    levels = lod_chain(mesh, o.faces, (1.0, *o.lods))
+    seconds["decimate"] = time.perf_counter() - t
+
+    textured = fmt in ("glb", "obj") and not o.vertex_colors
+    ref_v, _, _ = to_numpy(levels[0])
+    _, R, trans = placement(ref_v, o.up, o.scale, o.pivot)  # one placement for all levels
+    files, reports, coverage = [], [], None
+    seconds["unwrap"] = seconds["bake"] = seconds["write"] = 0.0
+    for level, m in enumerate(levels):
+        v, f, _ = to_numpy(m)
+        uvs = texture = colors = None
+        if textured:
+            t = time.perf_counter()
+            uv = unwrap(v, f, o.texture_size, o.padding_px)
+            seconds["unwrap"] += time.perf_counter() - t
+            t = time.perf_counter()
+            texture, cov = bake_texture(uv, color_fn, o.texture_size)
+            seconds["bake"] += time.perf_counter() - t
+            coverage = cov if level == 0 else coverage
+            v, f, uvs = uv.vertices, uv.faces, uv.uvs
+        elif fmt != "stl":
+            colors = np.asarray(color_fn(v), np.float64).reshape(-1, 3)
+        out_v = o.scale * v @ R.T + trans
+        normals = vertex_normals(out_v, f)
+        t = time.perf_counter()
+        target = _lod_path(path, level)
+        if fmt == "glb":
+            write_glb(target, out_v, f, normals, uvs, texture, colors)
+            files.append(str(target))
+        elif fmt == "obj":
+            files.extend(str(p) for p in write_obj(target, out_v, f, normals, uvs, texture, colors))
+        elif fmt == "ply":
+            write_ply(target, out_v, f, normals, colors)
+            files.append(str(target))
+        else:
+            write_stl(target, out_v, f)
+            files.append(str(target))
+        seconds["write"] += time.perf_counter() - t
+        reports.append({"level": level, "file": str(target), **mesh_report(m)})
+    seconds["total"] = time.perf_counter() - t0
+    v0 = o.scale * ref_v @ R.T + trans
+    return {
+        "format": fmt,
+        "files": files,
+        "faces": reports[0]["faces"],
+        "vertices": reports[0]["vertices"],
+        "face_budget": o.faces,
+        "texture_size": o.texture_size if textured else None,
+        "uv_coverage": coverage,
+        "topology": {"cleaned": cleaned, "levels": reports},
+        "bbox_min": v0.min(0).tolist(),
+        "bbox_max": v0.max(0).tolist(),
+        "rotation": R.tolist(),
+        "translation": trans.tolist(),
+        "options": {k: v for k, v in asdict(o).items() if k != "color_fn"},
+        "seconds": seconds,
+    }

@@ -1,0 +1,125 @@
+"""UV unwrapping (xatlas) and base-colour baking into a texture.
+
+UV convention: OBJ/trimesh's, ``u`` right and ``v`` up with the origin at the image's bottom-left;
+texel ``(row, col)`` of an ``S x S`` image covers ``u in [col, col+1]/S``, ``v in [S-row-1, S-row]/S``.
+trimesh flips ``v`` when it writes glTF (whose origin is top-left), so one texture serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class UVMesh:
+    """A mesh with per-vertex UVs: ``vertices [V, 3]`` (source frame), ``faces [F, 3]``, ``uvs [V, 2]``
+    in [0, 1], and ``source_index [V]``: the input vertex each (seam-split) vertex came from."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    source_index: np.ndarray
+
+
+def unwrap(vertices: np.ndarray, faces: np.ndarray, texture_size: int = 1024, padding_px: int = 4) -> UVMesh:
+    """xatlas charts packed into a square atlas of ``texture_size`` texels with ``padding_px`` between charts.
+
+    Vertices on chart seams are duplicated (``source_index`` maps them back); the geometry is unchanged.
+    """
+    import xatlas
+
+    atlas = xatlas.Atlas()
+    atlas.add_mesh(np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.uint32))
+    pack = xatlas.PackOptions()
+    pack.resolution = int(texture_size)
+    pack.padding = int(padding_px)
+    pack.bilinear = True
+    atlas.generate(xatlas.ChartOptions(), pack)
+    vmapping, indices, uvs = atlas[0]
+    vmapping = np.asarray(vmapping, np.int64)
+    return UVMesh(np.asarray(vertices, np.float64)[vmapping], np.asarray(indices, np.int64),
+                  np.asarray(uvs, np.float64).clip(0, 1), vmapping)
+
+
+def rasterize_uv(uvs: np.ndarray, faces: np.ndarray, size: int, max_candidates: int = 1 << 22):
+    """Texels whose centres fall inside UV triangles.
+
+    Returns ``rows [T]``, ``cols [T]``, ``face [T]`` and barycentric weights ``bary [T, 3]`` (float64)
+    of every covered texel of a ``size x size`` image (see the module docstring for the convention).
+    Vectorised over triangles, in chunks bounded by ``max_candidates`` bounding-box texels.
+    """
+    px = np.empty((len(uvs), 2))
+    px[:, 0] = uvs[:, 0] * size  # x: column coordinate, texel centres at +0.5
+    px[:, 1] = (1.0 - uvs[:, 1]) * size  # y: row coordinate
+    tri = px[faces]  # [F, 3, 2]
+    lo = np.floor(tri.min(1) - 0.5).astype(np.int64).clip(0, size - 1)
+    hi = np.ceil(tri.max(1) - 0.5).astype(np.int64).clip(0, size - 1)
+    w, h = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
+    counts = w * h
+    out_r, out_c, out_f, out_b = [], [], [], []
+    start = 0
+    cum = np.cumsum(counts)
+    while start < len(faces):
+        base = cum[start - 1] if start else 0
+        stop = int(np.searchsorted(cum, base + max_candidates, side="right"))
+        stop = max(stop, start + 1)
+        idx = np.arange(start, stop)
+        n = counts[idx]
+        fid = np.repeat(idx, n)
+        offs = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        col = lo[fid, 0] + offs % w[fid]
+        row = lo[fid, 1] + offs // w[fid]
+        p = np.stack([col + 0.5, row + 0.5], -1)
+        a, b, c = tri[fid, 0], tri[fid, 1], tri[fid, 2]
+        v0, v1, v2 = b - a, c - a, p - a
+        den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+        ok = np.abs(den) > 1e-12
+        den = np.where(ok, den, 1.0)
+        l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
+        l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
+        l0 = 1.0 - l1 - l2
+        eps = -1e-6
+        inside = ok & (l0 >= eps) & (l1 >= eps) & (l2 >= eps)
+        out_r.append(row[inside])
+        out_c.append(col[inside])
+        out_f.append(fid[inside])
+        out_b.append(np.stack([l0, l1, l2], -1)[inside])
+        start = stop
+    return np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_f), np.concatenate(out_b)
+
+
+def dilate(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Every texel outside ``mask [S, S]`` takes the colour of its nearest texel inside it.
+
+    This pads every chart island all the way to its neighbours, so bilinear filtering and every
+    mip level sample chart colours only (no background bleeding into seams).
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    if mask.all() or not mask.any():
+        return image
+    _, (ri, ci) = distance_transform_edt(~mask, return_indices=True)
+    return image[ri, ci]
+
+
+def bake_texture(uv: UVMesh, color_fn: Callable[[np.ndarray], np.ndarray], size: int,
+                 chunk: int = 1 << 18) -> tuple[np.ndarray, float]:
+    """Base-colour texture ``[size, size, 3]`` uint8 (sRGB-encoded 8-bit) of ``uv``'s surface.
+
+    Each covered texel's surface point (barycentric interpolation of the triangle's 3D vertices, in
+    the source frame) is coloured by ``color_fn(points [P, 3]) -> rgb [P, 3]`` in [0, 1]; islands are
+    then dilated (``dilate``). Also returns the fraction of texels covered by charts.
+    """
+    rows, cols, fid, bary = rasterize_uv(uv.uvs, uv.faces, size)
+    pts = np.einsum("tk,tkd->td", bary, uv.vertices[uv.faces[fid]])
+    rgb = np.concatenate([np.asarray(color_fn(pts[i:i + chunk]), np.float64).reshape(-1, 3)
+                          for i in range(0, len(pts), chunk)]) if len(pts) else np.zeros((0, 3))
+    image = np.zeros((size, size, 3), np.float64)
+    mask = np.zeros((size, size), bool)
+    image[rows, cols] = rgb
+    mask[rows, cols] = True
+    image = dilate(image, mask)
+    return (image.clip(0, 1) * 255).round().astype(np.uint8), float(mask.mean())

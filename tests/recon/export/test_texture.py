@@ -1,0 +1,53 @@
+"""UV rasterisation, island dilation and baking."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recon.export import bake_texture, dilate, rasterize_uv, unwrap
+from tests.recon.export.conftest import icosphere
+
+
+def test_rasterize_covers_the_unit_square_once_with_valid_barycentrics():
+    uvs = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    rows, cols, fid, bary = rasterize_uv(uvs, faces, 16, max_candidates=100)  # many chunks
+    covered = np.zeros((16, 16), int)
+    np.add.at(covered, (rows, cols), 1)
+    assert (covered >= 1).all()
+    assert np.allclose(bary.sum(1), 1) and (bary > -1e-6).all()
+    p = np.einsum("tk,tkd->td", bary, uvs[faces[fid]])
+    assert np.allclose(p[:, 0], (cols + 0.5) / 16) and np.allclose(p[:, 1], 1 - (rows + 0.5) / 16)
+
+
+def test_dilate_fills_every_texel_from_its_nearest_island():
+    image = np.zeros((8, 8, 3))
+    mask = np.zeros((8, 8), bool)
+    image[1, 1], mask[1, 1] = [1, 0, 0], True
+    image[6, 6], mask[6, 6] = [0, 0, 1], True
+    out = dilate(image, mask)
+    assert (out[0, 0] == [1, 0, 0]).all() and (out[7, 7] == [0, 0, 1]).all() and (out.sum(-1) == 1).all()
+
+
+def test_unwrap_and_bake_reproduce_a_colour_field():
+    mesh = icosphere(0.5, subdivisions=2)
+    v, f = mesh.vertices.double().numpy(), mesh.faces.numpy()
+    uv = unwrap(v, f, texture_size=128, padding_px=2)
+    assert uv.faces.shape == f.shape and uv.uvs.shape == (len(uv.vertices), 2)
+    assert np.allclose(uv.vertices, v[uv.source_index]) and (uv.uvs >= 0).all() and (uv.uvs <= 1).all()
+
+    def color(p):
+        return np.where(p[:, 2:3] > 0, [[1.0, 0.0, 0.0]], [[0.0, 0.0, 1.0]])
+
+    tex, coverage = bake_texture(uv, color, 128)
+    assert tex.shape == (128, 128, 3) and tex.dtype == np.uint8 and 0.3 < coverage < 1
+    # every texel is red or blue (dilation leaves no black background), and the texel under each
+    # face centre's UV has the colour of that face centre's 3D point
+    assert ((tex[..., 1] == 0) & ((tex[..., 0] == 255) | (tex[..., 2] == 255))).all()
+    centre_uv = uv.uvs[uv.faces].mean(1)
+    centre_xyz = uv.vertices[uv.faces].mean(1)
+    far = np.abs(centre_xyz[:, 2]) > 0.1
+    col = np.clip((centre_uv[:, 0] * 128).astype(int), 0, 127)
+    row = np.clip(((1 - centre_uv[:, 1]) * 128).astype(int), 0, 127)
+    red = tex[row, col, 0] == 255
+    assert (red[far] == (centre_xyz[far, 2] > 0)).all()
