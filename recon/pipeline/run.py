@@ -19,11 +19,14 @@ Modes (``options.mode``):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,10 +34,12 @@ import torch
 
 from recon.data.types import Views
 from recon.errors import ReconError
+from recon.eval.interface import Mesh
 from renderer import Cameras, Gaussians
 
 MODES = ("auto", "posed", "unposed", "single")
-FORMATS = ("ply", "splat")
+FORMATS = ("ply", "splat", "glb", "obj")
+MESH_FILES = {"glb": "mesh.glb", "obj": "mesh.obj.zip"}
 SINGLE_DISTANCE = 2.5  # canonical-camera distance to the origin, world units (single-image mode)
 
 
@@ -55,16 +60,51 @@ class ReconstructOptions:
 @dataclass
 class ReconstructResult:
     """Gaussians and input cameras in the output world frame (see the module docstring), the input
-    names and the report (mode, pose method, timings, counts, warnings)."""
+    names and the report (mode, pose method, timings, counts, warnings).
+
+    ``mesh_source`` (cached, computed on first use by ``mesh()``) is what mesh exports start from:
+    the triplane SDF's mesh for posed and single-image input (world frame), else the Gaussians (TSDF fusion)."""
 
     gaussians: Gaussians
     cameras: Cameras
     names: list[str]
     report: dict = field(default_factory=dict)
+    make_mesh: Callable[[], Mesh] | None = None
+    _mesh: Mesh | None = None
 
-    def save(self, out_dir: str | Path, formats: tuple[str, ...] | list[str] = ("ply",)) -> list[Path]:
+    def mesh_source(self) -> Mesh | Gaussians:
+        if self.make_mesh is None:
+            return self.gaussians
+        if self._mesh is None:
+            t0 = time.perf_counter()
+            self._mesh = self.make_mesh()
+            self.report.setdefault("timings", {})["mesh"] = time.perf_counter() - t0
+        return self._mesh
+
+    def up_direction(self) -> tuple[float, float, float]:
+        """World up for glTF +Y: the mean camera up (-y of OpenCV cameras), snapped to the nearest
+        world axis when within 25 degrees of it (datasets are usually axis-aligned)."""
+        up = -self.cameras.c2w[:, :3, 1].double().mean(0)
+        up = up / up.norm().clamp_min(1e-12)
+        k = int(up.abs().argmax())
+        if float(up[k].abs()) > math.cos(math.radians(25)):
+            snapped = torch.zeros(3, dtype=up.dtype)
+            snapped[k] = float(up[k].sign())
+            up = snapped
+        return tuple(float(v) for v in up)
+
+    def export_mesh(self, path: str | Path, options=None) -> dict:
+        """Write a game-ready mesh (``recon.export``): +Y up from ``up_direction``; returns its report."""
+        from recon.export import MeshExportOptions, export_mesh
+
+        opts = options if options is not None else MeshExportOptions()
+        opts = dataclasses.replace(opts, up=self.up_direction())
+        return export_mesh(self.mesh_source(), Path(path), opts)
+
+    def save(self, out_dir: str | Path, formats: tuple[str, ...] | list[str] = ("ply",), mesh_options=None) -> list[Path]:
         """Write ``gaussians.ply`` (always), the other ``formats``, ``cameras.json`` and ``report.json``
-        (last) into ``out_dir``; every file is written atomically."""
+        (last) into ``out_dir``; every file is written atomically. ``mesh_options``: a
+        ``recon.export.MeshExportOptions`` for glb/obj (default: 20k faces, 1024 texture, +Y up)."""
         from recon.io import write_cameras_json
         from renderer.io.ply import write_ply
         from renderer.io.splat import write_splat
@@ -82,6 +122,12 @@ class ReconstructResult:
         if "splat" in formats:
             written.append(out / "gaussians.splat")
             write_splat(written[-1], self.gaussians)
+        for fmt in formats:
+            if fmt in MESH_FILES:
+                rep = self.export_mesh(out / MESH_FILES[fmt], mesh_options)
+                written.extend(Path(f) for f in rep["files"])
+                self.report.setdefault("meshes", {})[fmt] = {k: rep[k] for k in ("faces", "vertices", "texture_size", "topology")
+                                                             if k in rep}
         written.append(write_cameras_json(out / "cameras.json", self.cameras, files=self.names,
                                           extra={"mode": self.report.get("mode"),
                                                  "pose_method": self.report.get("pose_method")}))
@@ -311,7 +357,11 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
     timings["total_before_export"] = time.perf_counter() - t_all
     report.update(views=len(names), gaussians=len(g), device=str(device), checkpoint=reconstructor.info.get("checkpoint"),
                   machine={"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__})
-    return ReconstructResult(g, views.cameras, names, report)
+    make_mesh = None
+    if report["mode"] in ("posed", "single") and reconstructor.cfg.triplane_head is not None:
+        mesh_views = views
+        make_mesh = lambda: reconstructor.mesh(mesh_views)
+    return ReconstructResult(g, views.cameras, names, report, make_mesh)
 
 
 def _default_checkpoint() -> Path:
