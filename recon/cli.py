@@ -157,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
                    help="train at most N more steps (default: up to the config's steps)")
     t.add_argument("--out", default=None, metavar="DIR", help="out dir (default: the config's out_dir)")
+
+    a = sub.add_parser(
+        "app",
+        help="serve the web app (upload photos, see and download the 3D) on HOST:PORT",
+        description="Load the model once and serve the Gradio web app; Ctrl-C stops it.",
+    )
+    a.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    a.add_argument("--port", type=_positive_int, default=7860)
+    a.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
+    a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return parser
 
 
@@ -256,7 +266,8 @@ def _run(args: argparse.Namespace) -> int:
         result = reconstruct(args.inputs, opts)
         result.save(args.out, formats)
         r = result.report
-        print(f"{r['gaussians']} Gaussians from {r['views']} views ({r['mode']}, cameras: {r['pose_method']}) "
+        views = f"{r['views']} view" + ("s" if r["views"] != 1 else "")
+        print(f"{r['gaussians']} Gaussians from {views} ({r['mode']}, cameras: {r['pose_method']}) "
               f"in {r['timings']['total_before_export']:.2f} s -> {args.out}")
         for w in r["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
@@ -283,6 +294,11 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"stopped by {signal.Signals(tr.stop_signal).name}; run the same command again to resume",
                       file=sys.stderr)
             return 128 + tr.stop_signal
+        return EXIT_OK
+    if args.command == "app":
+        from app.main import launch
+
+        launch(args.host, args.port, args.checkpoint, device=args.device)
         return EXIT_OK
     build_parser().print_help()
     return EXIT_BAD_INPUT

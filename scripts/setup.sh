@@ -22,6 +22,20 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
   fi
 fi
 
+# The web app's browser test drives Debian's chromium through Playwright (never `playwright install`).
+if [[ -n "$extras" ]] && [[ ! -x /usr/bin/chromium ]]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    if [[ "$(id -u)" -ne 0 ]]; then sudo_cmd="sudo"; fi
+    echo "setup: installing chromium (for the app's end-to-end browser test)" >&2
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: chromium is missing and apt-get is not available; the app's browser test needs it" >&2
+    exit 1
+  fi
+fi
+
 # torch is pinned to 2.13.0 in pyproject.toml: an unpinned torch would pull the multi-GB CUDA build.
 python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
 

@@ -1,0 +1,78 @@
+"""Mesh export from a session's cached reconstruction (GLB + OBJ zip), never re-running the network.
+
+The mesh itself comes from ``recon.export.export_mesh`` (issue 6); this module only maps the page's
+settings onto its options and caches files per settings. When ``recon.export`` cannot be imported
+the page says so (a ``gr.Error``), rather than silently showing nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+
+UP_AXES = {"+Z (z up)": (0.0, 0.0, 1.0), "+Y (y up)": (0.0, 1.0, 0.0), "-Y (OpenCV camera up)": (0.0, -1.0, 0.0),
+           "Cameras (mean camera up)": None}
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    faces: int = 20_000  # triangle budget
+    texture_size: int = 1024  # texels per edge of the baked base-colour texture
+    up: str = "Cameras (mean camera up)"  # a key of UP_AXES
+
+
+def _up_vector(cache, up: str) -> tuple[float, float, float]:
+    if up not in UP_AXES:
+        raise gr.Error(f"unknown up axis {up!r}")
+    vec = UP_AXES[up]
+    if vec is None:  # the reconstruction's own up: mean camera up (OpenCV -y)
+        c2w = cache.result.cameras.c2w.detach().float().cpu()
+        v = -c2w[:, :3, 1].mean(0)
+        v = v / v.norm().clamp_min(1e-8)
+        vec = tuple(float(x) for x in v)
+    return vec
+
+
+def export_mesh_from_cache(cache, settings: MeshSettings) -> dict:
+    """GLB and OBJ-zip of the cached Gaussians with ``settings``; returns ``{"glb", "obj", "seconds",
+    "cached"}``. Raises ``gr.Error`` when there is no reconstruction yet or mesh export is unavailable."""
+    if cache is None or getattr(cache, "result", None) is None:
+        raise gr.Error("Reconstruct first: mesh export works on the current reconstruction.")
+    if not 100 <= int(settings.faces) <= 500_000:
+        raise gr.Error(f"face budget must be between 100 and 500000, got {settings.faces}")
+    if int(settings.texture_size) not in (256, 512, 1024, 2048):
+        raise gr.Error(f"texture size must be 256, 512, 1024 or 2048, got {settings.texture_size}")
+    try:
+        from recon.export import (
+            MeshExportOptions,
+            export_mesh,
+            gaussian_color_fn,
+            mesh_from_gaussians,
+        )
+    except ImportError as e:
+        raise gr.Error(f"Mesh export is not available yet in this version of Recon (recon.export: {e}).") from None
+    if settings in cache.meshes:
+        return {**cache.meshes[settings], "cached": True}
+    t0 = time.perf_counter()
+    folder = cache.run_dir / f"mesh_{len(cache.meshes):03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        if cache.surface is None:  # the expensive part (render + TSDF), once per reconstruction
+            g = cache.result.gaussians
+            cache.surface = (mesh_from_gaussians(g, up=_up_vector(cache, "Cameras (mean camera up)")),
+                             gaussian_color_fn(g))
+        surface, color_fn = cache.surface
+        opts = MeshExportOptions(faces=int(settings.faces), texture_size=int(settings.texture_size),
+                                 up=_up_vector(cache, settings.up), color_fn=color_fn)
+        glb, obj = folder / "mesh.glb", folder / "mesh.obj.zip"
+        info = export_mesh(surface, glb, opts)
+        export_mesh(surface, obj, opts)
+    except gr.Error:
+        raise
+    except Exception as e:  # noqa: BLE001 (ReconError or a bug: shown in the page, the app keeps serving)
+        raise gr.Error(f"Mesh export failed: {e}", print_exception=not hasattr(e, "path")) from None
+    out = {"glb": glb, "obj": obj, "faces": info.get("faces"), "seconds": round(time.perf_counter() - t0, 2)}
+    cache.meshes[settings] = out
+    return {**out, "cached": False}

@@ -1,0 +1,39 @@
+"""App tests: a seeded untrained ``tiny`` checkpoint and the loaded model, once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from recon.models import ReconModel, preset
+from tests.recon.pipeline.conftest import write_checkpoint
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+
+
+@pytest.fixture(scope="session")
+def app_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return write_checkpoint(tmp_path_factory.mktemp("app_ckpt") / "tiny", ReconModel(preset("tiny")))
+
+
+@pytest.fixture(scope="session")
+def reconstructor(app_checkpoint):
+    from recon.reconstructor import Reconstructor
+
+    return Reconstructor.from_pretrained(app_checkpoint)
+
+
+@pytest.fixture
+def config(tmp_path):
+    from app.callbacks import AppConfig
+
+    return AppConfig(work_root=tmp_path / "work", turntable_frames=4, turntable_size=64)
+
+
+@pytest.fixture
+def posed_example() -> tuple[list[str], str]:
+    folder = EXAMPLES / "toy_posed"
+    return sorted(str(p) for p in folder.glob("*.png")), str(folder / "cameras.json")

@@ -1,0 +1,147 @@
+"""End to end in real headless Chromium (Debian's package, driven by Playwright; no browser download).
+
+Starts ``recon app`` with a tiny untrained checkpoint on a free loopback port, uploads the posed
+example (4 photos + cameras.json), reconstructs, checks the 3D viewer, the turntable and the
+downloads (the .ply loads with our reader), then uploads a corrupt file and checks the page shows
+the error while the server keeps serving. Screenshots go to ``out/test_artifacts/app/`` (git-ignored);
+with ``RECON_APP_DOCS_SCREENSHOTS=1`` they are also written to ``docs/app_*.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "out" / "test_artifacts" / "app"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"recon app exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"recon app did not answer at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request):
+    ckpt = request.getfixturevalue("app_checkpoint")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("app_server") / "server.log"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    with log.open("w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "recon", "app", "--host", "127.0.0.1", "--port", str(port),
+                                 "--checkpoint", str(ckpt), "--device", "cpu"], cwd=REPO, stdout=f,
+                                stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_up(url, proc)
+        yield url, proc, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (bash scripts/setup.sh --dev installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e .[dev])")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True, timeout=120_000, animations="disabled")
+    if os.environ.get("RECON_APP_DOCS_SCREENSHOTS") == "1":
+        shutil.copyfile(path, REPO / "docs" / f"{name}.png")
+
+
+def test_upload_reconstruct_download_and_error(server, browser, tmp_path):
+    from renderer.io import read_gaussians
+
+    url, proc, _log = server
+    t_start = time.perf_counter()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(url)
+    page.wait_for_selector("#reconstruct", timeout=60_000)
+    _shot(page, "app_idle")
+    print(f"page loaded {time.perf_counter() - t_start:.1f} s")
+
+    photos = sorted(str(p) for p in (EXAMPLES / "toy_posed").glob("*.png"))
+    page.locator("#photos input[type=file]").set_input_files(photos)
+    page.locator("#camera_file input[type=file]").set_input_files(str(EXAMPLES / "toy_posed" / "cameras.json"))
+    page.locator("#thumbs img").first.wait_for(timeout=60_000)  # thumbnails rendered
+    t0 = time.perf_counter()
+    page.click("#reconstruct")
+    page.wait_for_selector("#viewer canvas", timeout=180_000)
+    page.wait_for_selector("#downloads a", timeout=180_000)
+    seconds_to_3d = time.perf_counter() - t0
+    print(f"3D view {seconds_to_3d:.1f} s after the click")
+    page.wait_for_selector("#turntable video", timeout=300_000)
+    page.wait_for_selector("#camera_plot img", timeout=300_000)
+    seconds_all = time.perf_counter() - t0
+    print(f"turntable and plot {seconds_all:.1f} s after the click")
+    assert "Gaussians from 4 view(s)" in page.locator("#summary").inner_text()
+    assert "posed" in page.locator("#summary").inner_text()
+    _shot(page, "app_result")
+
+    hrefs = [a.get_attribute("href") or "" for a in page.locator("#downloads a").all()]
+    assert any(h.endswith("/gaussians.ply") for h in hrefs) and any(h.endswith("/gaussians.splat") for h in hrefs)
+    href = next(h for h in hrefs if h.endswith("/gaussians.ply"))
+    response = page.request.get(href)  # what the download link serves, fetched by the browser's context
+    assert response.ok
+    target = tmp_path / "gaussians.ply"
+    target.write_bytes(response.body())
+    g = read_gaussians(target)
+    assert len(g) > 0
+
+    bad = tmp_path / "corrupt.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    page.locator("#photos input[type=file]").set_input_files([str(bad)])
+    page.get_by_text("not a JPEG, PNG, WebP or TIFF image").first.wait_for(timeout=60_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    _shot(page, "app_error")
+    page.locator("#reconstruct").click(timeout=120_000, force=True)
+    page.get_by_text("not a JPEG, PNG, WebP or TIFF image").first.wait_for(timeout=60_000)
+    assert proc.poll() is None  # the server is still up ...
+    with urllib.request.urlopen(url, timeout=10) as r:  # ... and still serving
+        assert r.status == 200
+    page.close()
+    (ARTIFACTS / "timings.txt").write_text(f"click to 3D view and downloads: {seconds_to_3d:.2f} s\n"
+                                           f"click to turntable and camera plot: {seconds_all:.2f} s\n")
