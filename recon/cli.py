@@ -116,13 +116,34 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", default="auto", choices=["auto", "posed", "unposed", "single"])
     c.add_argument("--views", default=None, help="input views to use: indices, ranges (0-7) or image names")
     c.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    c.add_argument("--export", default="ply", help="comma-separated formats: ply (always written), splat")
+    c.add_argument("--export", default="ply", help="comma-separated formats: ply (always written), splat, glb, obj")
+    c.add_argument("--faces", type=_positive_int, default=20000, help="mesh face budget (glb/obj)")
+    c.add_argument("--texture-size", type=int, default=1024, choices=[256, 512, 1024, 2048, 4096],
+                   help="mesh texture edge in texels (glb/obj)")
     c.add_argument("--refine-steps", type=int, default=0, help="photometric refinement steps on the inputs (default 0)")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
     c.add_argument("--mask", default="auto", choices=["auto", "alpha", "grabcut", "none"],
                    help="foreground mask for single-image mode (auto: alpha channel, else GrabCut)")
     c.add_argument("--foreground-ratio", type=float, default=0.85, help="object fill of the crop (single-image mode)")
+
+    x = sub.add_parser(
+        "export",
+        help="re-export a reconstruction (gaussians.ply or a run folder) as a game-ready mesh",
+        description="Mesh a reconstruction without re-running the model: Gaussians are rendered from virtual views "
+        "and fused into a surface, cleaned, decimated to --faces, UV-unwrapped and textured. The format follows "
+        "--to (.glb, .obj.zip, .obj, .ply, .stl). glTF conventions: +Y up (the run's mean camera up when "
+        "cameras.json is there, else --up), --scale metres per unit, pivot at the bottom centre.",
+    )
+    x.add_argument("source", type=Path, metavar="GAUSSIANS.ply|RUN_DIR")
+    x.add_argument("--to", type=Path, required=True, help="output mesh file")
+    x.add_argument("--faces", type=_positive_int, default=20000)
+    x.add_argument("--texture-size", type=int, default=1024, choices=[256, 512, 1024, 2048, 4096])
+    x.add_argument("--lod", default="", help="extra levels as fractions of --faces, e.g. 0.25,0.06")
+    x.add_argument("--up", default=None, help="source up axis as x,y,z (default: from cameras.json, else 0,0,1)")
+    x.add_argument("--scale", type=float, default=1.0, help="metres per source unit")
+    x.add_argument("--pivot", default="bottom_center", choices=["bottom_center", "center", "none"])
+    x.add_argument("--vertex-colors", action="store_true", help="per-vertex colours instead of a texture")
 
     b = sub.add_parser(
         "batch",
@@ -137,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--resume", action="store_true", help="skip jobs whose outputs are complete")
     b.add_argument("--engine", default="local", choices=["local", "ray"])
     b.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
-    b.add_argument("--export", default="ply", help="comma-separated formats per job: ply, splat")
+    b.add_argument("--export", default="ply", help="comma-separated formats per job: ply, splat, glb, obj")
     b.add_argument("--mode", default="auto", choices=["auto", "posed", "unposed", "single"])
     b.add_argument("--refine-steps", type=int, default=0)
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -264,13 +285,26 @@ def _run(args: argparse.Namespace) -> int:
                                   refine_steps=args.refine_steps, device=args.device, checkpoint=args.checkpoint,
                                   mask=args.mask, foreground_ratio=args.foreground_ratio)
         result = reconstruct(args.inputs, opts)
-        result.save(args.out, formats)
+        mesh_options = None
+        if {"glb", "obj"} & set(formats):
+            from recon.export import MeshExportOptions
+
+            mesh_options = MeshExportOptions(faces=args.faces, texture_size=args.texture_size)
+        result.save(args.out, formats, mesh_options)
         r = result.report
         views = f"{r['views']} view" + ("s" if r["views"] != 1 else "")
         print(f"{r['gaussians']} Gaussians from {views} ({r['mode']}, cameras: {r['pose_method']}) "
               f"in {r['timings']['total_before_export']:.2f} s -> {args.out}")
         for w in r["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
+        return EXIT_OK
+    if args.command == "export":
+        from recon.pipeline.export_cmd import ExportRequest, export_from_run
+
+        rep = export_from_run(ExportRequest(source=args.source, to=args.to, faces=args.faces,
+                                            texture_size=args.texture_size, lods=args.lod, up=args.up,
+                                            scale=args.scale, pivot=args.pivot, vertex_colors=args.vertex_colors))
+        print(f"{rep['faces']} faces, {rep['vertices']} vertices -> {', '.join(str(f) for f in rep['files'])}")
         return EXIT_OK
     if args.command == "batch":
         from recon.pipeline.batch import BatchOptions, run_batch

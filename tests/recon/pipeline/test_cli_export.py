@@ -1,0 +1,47 @@
+"""``recon export``: re-mesh a saved run without the model; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from recon.cli import main
+from tests.recon.pipeline.test_cli_reconstruct import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "toy"
+    assert main(["reconstruct", str(EXAMPLES / "toy_posed"), "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+                 "--device", "cpu"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_export_run_dir_to_glb(run_dir, tmp_path, capsys):
+    import trimesh
+
+    target = tmp_path / "toy.glb"
+    code = main(["export", str(run_dir), "--to", str(target), "--faces", "800", "--texture-size", "256"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    mesh = trimesh.load(target, force="mesh")
+    assert 0 < len(mesh.faces) <= 840 and "faces" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--to", "{tmp}/x.fbx"], "unknown mesh format"),
+    (["--to", "{tmp}/missing/x.glb"], "output folder does not exist"),
+    (["--to", "{tmp}/x.glb", "--lod", "2"], "--lod: fractions must be in (0, 1)"),
+    (["--to", "{tmp}/x.glb", "--up", "0,1"], "--up: expected 3 numbers"),
+])
+def test_export_bad_input(run_dir, tmp_path, capsys, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code = main(["export", str(run_dir), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not list(tmp_path.glob("x*"))
+
+
+def test_export_missing_source(tmp_path, capsys):
+    code = main(["export", str(tmp_path / "nope"), "--to", str(tmp_path / "m.glb")])
+    assert code == 2 and "no such file or folder" in capsys.readouterr().err
