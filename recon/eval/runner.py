@@ -104,7 +104,7 @@ def align_unposed(rec: Reconstruction, inputs) -> tuple[Reconstruction, dict]:
     pred = torch.as_tensor(rec.info.pop("c2w_pred")).double().cpu()
     gt = inputs.cameras.c2w.double().cpu()
     scale, R, t = align_similarity(pred[:, :3, 3], gt[:, :3, 3])
-    g = rec.gaussians.detach().cpu().transform(scale=float(scale), R=R.float(), t=t.float())
+    g = rec.gaussians.detach().to("cpu").transform(scale=float(scale), R=R.float(), t=t.float())
     rot_deg, trans_err = camera_errors(pred, gt)
     pose = {"pose_rot_deg": float(rot_deg[1:].mean()) if len(rot_deg) > 1 else 0.0,
             "pose_trans_err": float(trans_err[1:].mean()) if len(trans_err) > 1 else 0.0}
