@@ -60,7 +60,8 @@ def build_app(reconstructor, config: AppConfig | None = None) -> gr.Blocks:
     """The page, bound to ``reconstructor`` (a loaded ``recon.reconstructor.Reconstructor``)."""
     config = config or AppConfig()
     image_types = [*IMAGE_SUFFIXES, *ZIP_SUFFIXES]
-    with gr.Blocks(title="Recon", delete_cache=(900, config.session_ttl_s)) as demo:
+    # analytics_enabled=False: the app must not call home (it runs offline).
+    with gr.Blocks(title="Recon", delete_cache=(900, config.session_ttl_s), analytics_enabled=False) as demo:
         cache = gr.State(None, time_to_live=config.session_ttl_s, delete_callback=cleanup_session)
         gr.Markdown(INTRO)
         with gr.Row():

@@ -55,11 +55,12 @@ def key_report(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[s
 
 
 def model_input_size(width: int, height: int, long_side: int, multiple: int) -> tuple[int, int]:
-    """Working size: the long side becomes ``long_side``, both sides rounded to ``multiple`` (>= one)."""
+    """Working size ``(w, h)``: the long side scaled to ``long_side``, both sides rounded half up to
+    multiples of ``multiple`` (at least one multiple). The pipeline's preprocessing uses the same."""
+    if multiple < 1 or long_side < multiple:
+        raise ValueError(f"need long_side >= multiple >= 1, got {long_side} and {multiple}")
     s = long_side / max(width, height)
-    w = max(multiple, round(width * s / multiple) * multiple)
-    h = max(multiple, round(height * s / multiple) * multiple)
-    return w, h
+    return tuple(max(multiple, math.floor(v * s / multiple + 0.5) * multiple) for v in (width, height))
 
 
 def resize_images(images: Tensor, width: int, height: int) -> Tensor:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recon.errors import ReconError
-from renderer.io.atomic import atomic_output
+from renderer.io.atomic import atomic_output, replace_dir
 
 REPORT = "report.json"
 BATCH_REPORT = "batch_report.json"
@@ -85,14 +85,7 @@ def run_one(job_dir: str, out_root: str, job_fn: str, job_options: dict, threads
         report = _resolve(job_fn)(job, tmp, dict(job_options))
         with atomic_output(tmp / REPORT) as f:
             f.write(json.dumps(report, indent=1).encode())
-        final = out / job.name
-        if final.exists():
-            old = out / f".old-{job.name}-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_dir(tmp, out / job.name, out / f".old-{job.name}-{os.getpid()}")
         return {"job": job.name, "status": "ok", "seconds": time.perf_counter() - t0}
     except ReconError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -180,6 +173,7 @@ def _run_ray(todo: list[Path], args, opts: BatchOptions):
         import ray
     except ImportError:
         raise ReconError("--engine ray needs the ray package (pip install 'ray[default]')") from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports: batch runs offline
     started_here = not ray.is_initialized()
     if started_here:
         kw = {"address": opts.address} if opts.address else {"num_cpus": opts.workers, "include_dashboard": False}

@@ -40,6 +40,9 @@ from torch import Tensor
 from recon.data.types import Views
 from recon.io.images import resize_image
 from recon.pipeline.inputs import LoadedImage
+from recon.reconstructor import (
+    model_input_size as model_size,  # one rule for the working size
+)
 from renderer.cameras import Cameras
 from renderer.errors import ReconError
 
@@ -322,18 +325,6 @@ def recentre_crop(
 
 
 # ---- scene / posed path: resize only ----------------------------------------------------------
-
-
-def model_size(width: int, height: int, long_side: int, multiple: int) -> tuple[int, int]:
-    """``(w, h)``: the long side scaled to ``long_side``, both sides rounded to multiples of ``multiple``."""
-    if multiple < 1 or long_side < multiple:
-        raise ValueError(f"need long_side >= multiple >= 1, got {long_side} and {multiple}")
-    s = long_side / max(width, height)
-
-    def snap(v: int) -> int:
-        return max(multiple, math.floor(v * s / multiple + 0.5) * multiple)
-
-    return snap(width), snap(height)
 
 
 def resize_to_model(

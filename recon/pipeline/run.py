@@ -170,11 +170,10 @@ def _is_dataset_folder(path: Path) -> bool:
 
 def _composite(img) -> torch.Tensor:
     """``[H, W, 3]`` colour with the alpha channel (if any) composited over white."""
+    from recon.pipeline.preprocess import composite_over
+
     rgb = torch.as_tensor(img.rgb).float()
-    if img.alpha is None:
-        return rgb
-    a = torch.as_tensor(img.alpha).float()[..., None]
-    return rgb * a + (1 - a)
+    return rgb if img.alpha is None else composite_over(rgb, torch.as_tensor(img.alpha).float())
 
 
 def _load_posed(inputs: list[Path], opts: ReconstructOptions, warnings: list[str]):

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recon.errors import ReconError
+from renderer.io.atomic import replace_dir
 
 _TENSORS, _META = "state.safetensors", "state.json"
 
@@ -69,13 +70,8 @@ def save_state(directory: str | Path, step: int, tensors: dict[str, torch.Tensor
     tmp.mkdir()
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / _TENSORS))
     (tmp / _META).write_text(json.dumps(meta, indent=1))
-    if final.exists():  # the same step saved twice (e.g. a signal right after the last save)
-        trash = d / f".old_{final.name}_{os.getpid()}"
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    # The same step may be saved twice (e.g. a signal right after the last save).
+    replace_dir(tmp, final, d / f".old_{final.name}_{os.getpid()}")
     ptr = d / f".latest.tmp{os.getpid()}"
     ptr.write_text(final.name)
     os.replace(ptr, d / "latest")

@@ -39,3 +39,17 @@ def atomic_output(path: Path) -> Iterator[BinaryIO]:
         if isinstance(e, OSError):
             raise FileFormatError(path, f"cannot write: {e.strerror or e}") from None
         raise
+
+
+def replace_dir(tmp: Path, final: Path, trash: Path) -> None:
+    """Move the complete folder ``tmp`` to ``final``, replacing an existing ``final``: the old one is
+    first renamed to ``trash`` (same file system) and deleted only after the new one is in place, so
+    at every moment a complete folder exists under one of the names."""
+    import shutil
+
+    if final.exists():
+        os.replace(final, trash)
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
