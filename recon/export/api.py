@@ -48,6 +48,7 @@ class MeshExportOptions:
     scale: float = 1.0  # metres per source unit
     pivot: str = "bottom_center"  # "bottom_center", "center" or "none"
     padding_px: int = 4  # texels between UV charts (islands are dilated into it)
+    uv_chart_iterations: int = 0  # xatlas chart growing passes (0: fastest; xatlas's default is 1)
     cleanup: CleanupOptions = field(default_factory=CleanupOptions)
     tsdf: TsdfOptions = field(default_factory=TsdfOptions)  # Gaussians -> surface settings
     color_fn: ColorFn | None = None  # points [P,3] (source frame) -> rgb [P,3] in [0,1]; default from the source
@@ -135,7 +136,7 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
         uvs = texture = colors = None
         if textured:
             t = time.perf_counter()
-            uv = unwrap(v, f, o.texture_size, o.padding_px)
+            uv = unwrap(v, f, o.texture_size, o.padding_px, o.uv_chart_iterations)
             seconds["unwrap"] += time.perf_counter() - t
             t = time.perf_counter()
             texture, cov = bake_texture(uv, color_fn, o.texture_size)

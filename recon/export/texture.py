@@ -24,20 +24,25 @@ class UVMesh:
     source_index: np.ndarray
 
 
-def unwrap(vertices: np.ndarray, faces: np.ndarray, texture_size: int = 1024, padding_px: int = 4) -> UVMesh:
+def unwrap(vertices: np.ndarray, faces: np.ndarray, texture_size: int = 1024, padding_px: int = 4,
+           chart_iterations: int = 0) -> UVMesh:
     """xatlas charts packed into a square atlas of ``texture_size`` texels with ``padding_px`` between charts.
 
     Vertices on chart seams are duplicated (``source_index`` maps them back); the geometry is unchanged.
+    ``chart_iterations``: xatlas's chart growing/seeding passes (its default is 1). 0 is 1.5-3x
+    faster on 20k-face meshes for ~20% more charts (measured in docs/export.md).
     """
     import xatlas
 
     atlas = xatlas.Atlas()
     atlas.add_mesh(np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.uint32))
+    charts = xatlas.ChartOptions()
+    charts.max_iterations = int(chart_iterations)
     pack = xatlas.PackOptions()
     pack.resolution = int(texture_size)
     pack.padding = int(padding_px)
     pack.bilinear = True
-    atlas.generate(xatlas.ChartOptions(), pack)
+    atlas.generate(charts, pack)
     vmapping, indices, uvs = atlas[0]
     vmapping = np.asarray(vmapping, np.int64)
     return UVMesh(np.asarray(vertices, np.float64)[vmapping], np.asarray(indices, np.int64),

@@ -108,7 +108,7 @@ def test_obj_zip_loose_obj_ply_and_stl(tmp_path):
 @pytest.mark.slow
 def test_gaussians_export_to_a_valid_textured_glb(tmp_path, gltf_validator):
     g = sphere_gaussians(2000, 0.5, center=(0.0, 0.0, 0.5))
-    opts = MeshExportOptions(faces=800, texture_size=128, tsdf=TsdfOptions(views=24, image_size=96, resolution=48))
+    opts = MeshExportOptions(faces=800, texture_size=128, tsdf=TsdfOptions(views=24, resolution=48))
     report = export_mesh(g, tmp_path / "splat.glb", opts)
     assert gltf_validator(tmp_path / "splat.glb")["errors"] == 0
     assert abs(report["faces"] - 800) <= 40 and report["uv_coverage"] > 0.2
