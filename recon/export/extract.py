@@ -65,7 +65,7 @@ class TsdfOptions:
     radius_quantile: float = 0.99  # object radius: this quantile of the opacity>0.1 means' distances
     depth_source: str = "points"  # "points": z-buffer of opaque centres (fast); "render": splatted expected depth
     point_min_opacity: float = 0.5  # "points": Gaussians at least this opaque are surface samples
-    points_per_pixel: float = 3.0  # "points": auto view size aims at this many visible centres per covered pixel
+    points_per_pixel: float = 5.0  # "points": auto view size aims at this many visible centres per covered pixel
 
 
 def _bounds(g: Gaussians, quantile: float) -> tuple[Tensor, float]:
@@ -104,15 +104,18 @@ def point_depth(
     cameras: Cameras,  # C cameras (OpenCV), all of one size
     min_opacity: float = 0.5,  # centres of Gaussians at least this opaque are the surface samples
     gap: float | None = None,  # world units: depth jump that marks a see-through pixel; None: 2% of the points' extent
+    window: int = 3,  # odd: neighbourhood (pixels) for the see-through and near-silhouette tests
 ) -> tuple[Tensor, Tensor]:
-    """Z-buffer of the opaque Gaussians' centres: ``depth_z [C, H, W]`` (world units, 0 where empty)
-    and coverage ``alpha [C, H, W]`` in {0, 1}.
+    """Z-buffer of the opaque Gaussians' centres: ``depth_z [C, H, W]`` (world units, 0 where not a
+    surface) and coverage ``alpha [C, H, W]``: 1 surface, 0 background, 0.5 unknown.
 
     Each centre lands in the pixel that contains its projection; the nearest one wins. A sampled
-    surface leaves pinholes: pixels with no sample, or whose nearest sample lies on a surface behind
-    (seen through the gap). A pixel more than ``gap`` behind the nearest depth of its 3x3
-    neighbourhood, with at least 5 of the 9 within ``gap`` of that depth, takes it; at an occlusion
-    edge only about 3 neighbours are near, so silhouettes and depth edges stay where they are.
+    surface has holes, through which samples of a surface behind are seen; taken at face value they
+    would carve tunnels into the object. So a pixel more than ``gap`` behind the nearest depth of its
+    ``window`` neighbourhood, and an empty pixel with samples in at least 45% of its neighbours (a
+    hole, not the outside of a silhouette, which has about a third), are unknown (``fuse_tsdf``
+    skips them with its default thresholds): other views decide there. Other empty pixels carve
+    free space.
     """
     keep = g.opacities > min_opacity
     means = g.means[keep].float()
@@ -131,14 +134,12 @@ def point_depth(
     idx = (cam * (H * W) + row.clamp(0, H - 1).long() * W + col.clamp(0, W - 1).long())[ok]
     big = 3e38  # "empty": finite, so that differences stay finite
     depth = torch.full((C * H * W,), big).scatter_reduce_(0, idx, z[ok], "amin").view(C, 1, H, W)
-    patch = torch.nn.functional.unfold(depth, 3, padding=1).view(C, 9, H, W)
-    patch = torch.where(patch == 0, big, patch)  # unfold pads with zeros
-    nearest = patch.min(1, keepdim=True).values
-    near_count = (patch <= nearest + gap).sum(1, keepdim=True)
-    pinhole = (depth > nearest + gap) & (near_count >= 5) & (nearest < big)
-    depth = torch.where(pinhole, nearest, depth)
-    alpha = depth < big
-    return torch.where(alpha, depth, torch.zeros(())).squeeze(1), alpha.float().squeeze(1)
+    nearest = -torch.nn.functional.max_pool2d(-depth, window, 1, window // 2)  # pads with -inf: ignored
+    hit = depth < big
+    neighbours = torch.nn.functional.avg_pool2d(hit.float(), window, 1, window // 2, count_include_pad=True) * window**2
+    hole = ~hit & (neighbours >= 0.45 * (window**2 - 1))  # an empty pixel amid samples, not outside a silhouette
+    alpha = torch.where(hit & (depth <= nearest + gap), 1.0, torch.where(hit | hole, 0.5, 0.0))
+    return torch.where(alpha == 1, depth, torch.zeros(())).squeeze(1), alpha.squeeze(1)
 
 
 def fuse_tsdf(

@@ -82,20 +82,31 @@ def test_point_depth_of_a_dense_plane_is_exact():
     assert float(alpha.sum()) == 0 and float(depth.abs().sum()) == 0
 
 
-def test_point_depth_keeps_the_nearest_and_closes_pinholes():
+def test_point_depth_keeps_the_nearest_and_marks_holes_unknown():
     cams = Cameras.look_at(torch.tensor([[0.0, 0.0, 0.0]]), torch.tensor([0.0, 0.0, 1.0]), (0.0, -1.0, 0.0), 60.0, 32, 32)
-    # one point per pixel centre at depth 3, a second layer at depth 5 behind it, and one pixel left empty
+    # a front layer at depth 3 over the left 24 columns and a back layer at depth 5 everywhere;
+    # pixel (10, 12) has no sample at all, pixel (20, 5) only the back layer (seen through a hole)
     K = cams.K[0]
     r, c = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    keep = ~((r == 10) & (c == 12))
-    x, y = (c[keep] + 0.5 - K[0, 2]) / K[0, 0], (r[keep] + 0.5 - K[1, 2]) / K[1, 1]
-    front = torch.stack([x * 3, y * 3, torch.full_like(x, 3.0)], -1)
-    back = torch.stack([x * 5, y * 5, torch.full_like(x, 5.0)], -1)
-    means = torch.cat([back, front])
+    x, y = (c + 0.5 - K[0, 2]) / K[0, 0], (r + 0.5 - K[1, 2]) / K[1, 1]
+    empty = (r == 10) & (c == 12)
+    front = (c < 24) & ~empty & ~((r == 20) & (c == 5))
+    back = ~empty
+    pts = [torch.stack([x[m] * d, y[m] * d, torch.full_like(x[m], d)], -1) for m, d in ((back, 5.0), (front, 3.0))]
+    means = torch.cat(pts)
     g = Gaussians.from_rgb(means, torch.full_like(means, 0.5), torch.full_like(means, 0.01), torch.full((len(means),), 0.9))
-    depth, alpha = point_depth(g, cams)
-    assert bool((alpha == 1).all())
-    assert torch.allclose(depth, torch.full_like(depth, 3.0), atol=1e-4)  # nearest wins; the pinhole takes a neighbour's
+    depth, alpha = point_depth(g, cams, gap=0.5)
+    a, d = alpha[0], depth[0]
+    assert float(a[10, 12]) == 0.5 and float(a[20, 5]) == 0.5  # the hole and the see-through pixel: unknown
+    assert float(a[5, 24]) == 0.5  # just behind the front layer's edge: more than gap behind a neighbour
+    surface = (a == 1)
+    assert torch.allclose(d[surface & front], torch.full_like(d[surface & front], 3.0), atol=1e-4)  # nearest wins
+    assert torch.allclose(d[:, 26:], torch.full_like(d[:, 26:], 5.0), atol=1e-4) and bool((a[:, 26:] == 1).all())
+    assert float(d[10, 12]) == 0 and float(d[20, 5]) == 0
+    # an empty pixel outside a silhouette carves free space
+    lone = Gaussians.from_rgb(means[:1], torch.full((1, 3), 0.5), torch.full((1, 3), 0.01), torch.full((1,), 0.9))
+    _, a1 = point_depth(lone, cams)
+    assert float(a1.sum()) == 1.0 and int((a1 == 0).sum()) == 32 * 32 - 1
 
 
 def test_coarse_to_fine_fusion_gives_the_same_surface():
