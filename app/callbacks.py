@@ -2,12 +2,15 @@
 
 The model (a ``recon.reconstructor.Reconstructor``) is injected by ``build_app``; every callback
 turns user mistakes (``UploadError``, ``ReconError``) into ``gr.Error`` so the page shows a one-line
-message and the server keeps serving.
+message and the server keeps serving. Every network run and mesh export is logged on the
+``recon.app`` logger (one line each, ``recon app`` prints them), and each session counts its
+network runs, so anyone can check that mesh re-exports never run the model again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -27,8 +30,10 @@ from app.views import (
     write_video,
 )
 from recon.errors import ReconError
+from renderer.io.atomic import atomic_output
 
 MODES = ("auto", "posed", "unposed", "single")
+log = logging.getLogger("recon.app")
 
 
 @dataclass
@@ -59,8 +64,14 @@ class SessionCache:
     folder: Path
     result: object | None = None  # recon.pipeline.run.ReconstructResult
     run_dir: Path | None = None
-    meshes: dict = field(default_factory=dict)  # MeshSettings -> {"glb", "obj", "faces", "seconds"}
+    meshes: dict = field(default_factory=dict)  # (MeshSettings, "glb"|"obj") -> {"path", "faces", "seconds"}
     surface: tuple | None = None  # (extracted Mesh, colour fn) of ``result``, shared by all mesh settings
+    network_runs: int = 0  # reconstructions (network forward passes) run for this session
+
+    @property
+    def name(self) -> str:
+        """Short session id for log lines."""
+        return self.folder.name.removeprefix("session_")[:8]
 
     @classmethod
     def new(cls, config: AppConfig) -> SessionCache:
@@ -134,6 +145,11 @@ class RunOutputs:
     plot: Path | None = None
 
 
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_output(path) as f:
+        f.write(json.dumps(data, indent=1).encode())
+
+
 def _public_report(report: dict, staged: StagedInputs) -> dict:
     """The report without server paths: inputs by their uploaded names, the camera file as such."""
     text = json.dumps(report)
@@ -176,15 +192,19 @@ def run_reconstruction(reconstructor, config: AppConfig, files, camera_file, mod
                               device=str(reconstructor.device.type), max_pixels=config.limits.max_pixels)
     step(0.1, "Reconstructing: cameras, network" + (", refinement" if refine_steps else ""))
     try:
+        t_net = time.perf_counter()
         result = reconstruct(staged.images, opts, reconstructor=reconstructor)
     except ReconError as e:
         raise gr.Error(str(e), print_exception=False, duration=None) from None
+    cache.network_runs += 1
+    log.info("network run %d of session %s: %d view(s), mode %s, %.2f s", cache.network_runs, cache.name,
+             len(staged.images), result.report.get("mode"), time.perf_counter() - t_net)
     step(0.55, "Saving Gaussians (.ply, .splat)")
     out_dir = run_dir / "output"
     result.save(out_dir, ("ply", "splat"))
     report = _public_report(result.report, staged)
-    report["app"] = {"seconds_to_3d": round(time.perf_counter() - t0, 3)}
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    report["app"] = {"seconds_to_3d": round(time.perf_counter() - t0, 3), "network_runs_in_session": cache.network_runs}
+    _write_json(out_dir / "report.json", report)
     cache.result = result
     step(0.6, "3D view ready")
     return RunOutputs(out_dir / "gaussians.splat", out_dir / "gaussians.ply", report), cache
@@ -205,17 +225,33 @@ def render_views(out: RunOutputs, cache: SessionCache, config: AppConfig, progre
     step(0.95, "Plotting cameras")
     out.plot = camera_plot(result.gaussians, result.cameras, out_dir / "cameras.png", result.names)
     out.report["app"]["seconds_views"] = round(time.perf_counter() - t0, 3)
-    (out_dir / "report.json").write_text(json.dumps(out.report, indent=1))
+    _write_json(out_dir / "report.json", out.report)
     step(1.0, "Done")
     return out
 
 
 def export_mesh(cache, faces: int, texture_size: int, up: str):
-    """Mesh section callback: ``(glb, [glb, obj.zip], note)`` from the cached reconstruction."""
-    out = export_mesh_from_cache(cache, MeshSettings(int(faces), int(texture_size), up))
-    how = "from the cache" if out["cached"] else f"in {out['seconds']:.1f} s"
-    note = f"Mesh with {out['faces']} faces exported {how} (network not re-run)."
-    return str(out["glb"]), [str(out["glb"]), str(out["obj"])], note
+    """Mesh section callback (a generator) on the cached reconstruction: yields ``(glb, [glb], note)``
+    as soon as the GLB is written, then ``(glb, [glb, obj.zip], note)``. The note states the face
+    count, the seconds per file and the session's network-run count, which exports never change."""
+    settings = MeshSettings(int(faces), int(texture_size), up)
+    files = []
+    for fmt in ("glb", "obj"):
+        out = export_mesh_from_cache(cache, settings, fmt)
+        files.append(out)
+        log.info("mesh export for session %s: %s, %d faces, texture %d, %s (network runs so far: %d)", cache.name,
+                 fmt, out["faces"], settings.texture_size, "cached" if out["cached"] else f"{out['seconds']:.2f} s",
+                 cache.network_runs)
+        yield str(files[0]["path"]), [str(f["path"]) for f in files], _mesh_note(*files, cache=cache)
+
+
+def _mesh_note(glb: dict, obj: dict | None = None, *, cache: SessionCache) -> str:
+    def took(out: dict) -> str:
+        return "from the cache" if out["cached"] else f"in {out['seconds']:.1f} s"
+
+    files = f"GLB {took(glb)}, " + (f"OBJ zip {took(obj)}" if obj else "OBJ zip on its way")
+    return (f"Mesh with {glb['faces']} faces: {files}; from the cached reconstruction "
+            f"(network runs in this session: {cache.network_runs}).")
 
 
 def example_files(root: Path, name: str) -> tuple[list[str], str | None, str]:

@@ -9,6 +9,7 @@ folder, deleted when the session ends (``gr.State`` delete callback) and by Grad
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from pathlib import Path
 
@@ -95,13 +96,16 @@ def build_app(reconstructor, config: AppConfig | None = None) -> gr.Blocks:
                 with gr.Accordion("Mesh export (GLB / OBJ)", open=False, elem_id="mesh_section"):
                     gr.Markdown("Re-exports from this session's cached reconstruction; the network is not re-run.")
                     with gr.Row():
-                        faces = gr.Slider(1000, 200_000, value=20_000, step=1000, label="Faces")
-                        tex = gr.Dropdown([256, 512, 1024, 2048], value=1024, label="Texture size")
-                        up = gr.Dropdown(list(UP_AXES), value="Cameras (mean camera up)", label="Up axis")
+                        faces = gr.Slider(1000, 200_000, value=20_000, step=1000, label="Faces", elem_id="mesh_faces")
+                        tex = gr.Dropdown([256, 512, 1024, 2048], value=1024, label="Texture size",
+                                          elem_id="mesh_texture")
+                        up = gr.Dropdown(list(UP_AXES), value="Cameras (mean camera up)", label="Up axis",
+                                         elem_id="mesh_up")
                     mesh_button = gr.Button("Export mesh", elem_id="export_mesh")
-                    mesh_note = gr.Markdown("")
-                    mesh_view = gr.Model3D(label="Mesh", height=320)
-                    mesh_files = gr.File(label="Mesh downloads", file_count="multiple", interactive=False)
+                    mesh_note = gr.Markdown("", elem_id="mesh_note")
+                    mesh_view = gr.Model3D(label="Mesh", height=320, elem_id="mesh_view")
+                    mesh_files = gr.File(label="Mesh downloads", file_count="multiple", interactive=False,
+                                         elem_id="mesh_downloads")
 
         preview_fn = partial(preview, config=config)
         for trigger in (files.change, mode.change, remove_bg.change):
@@ -126,10 +130,16 @@ def _load_example(name: str):
 
 def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: str | Path | None = None,
            device: str = "auto", config: AppConfig | None = None) -> None:
-    """Load the model once, build the page and serve it (blocks until interrupted)."""
+    """Load the model once, build the page and serve it (blocks until interrupted). Network runs and
+    mesh exports are logged on the ``recon.app`` logger to stderr, one line each."""
     from recon.pipeline.run import _default_checkpoint, _device
     from recon.reconstructor import Reconstructor
 
+    if not logging.getLogger("recon.app").handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s recon app: %(message)s", "%H:%M:%S"))
+        logging.getLogger("recon.app").addHandler(handler)
+        logging.getLogger("recon.app").setLevel(logging.INFO)
     reconstructor = Reconstructor.from_pretrained(checkpoint or _default_checkpoint(), device=_device(device))
     config = config or AppConfig()
     demo = build_app(reconstructor, config)

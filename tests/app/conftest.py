@@ -16,7 +16,11 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 @pytest.fixture(scope="session")
 def app_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    return write_checkpoint(tmp_path_factory.mktemp("app_ckpt") / "tiny", ReconModel(preset("tiny")))
+    cfg = preset("tiny")
+    # Untrained heads start at opacity sigmoid(0) = 0.5; a bias makes the Gaussians opaque, like a
+    # trained model's, so that mesh export finds a surface (it fuses the opaque Gaussians).
+    cfg.adapter.opacity_bias = 2.0
+    return write_checkpoint(tmp_path_factory.mktemp("app_ckpt") / "tiny", ReconModel(cfg))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from pathlib import Path
 
@@ -155,7 +156,45 @@ def test_mesh_export_without_recon_export_is_a_visible_error(monkeypatch, config
 
     monkeypatch.setattr(builtins, "__import__", no_export)
     with pytest.raises(gr.Error, match="not available yet"):
-        export_mesh(cache, 20_000, 1024, "+Z (z up)")
+        next(export_mesh(cache, 20_000, 1024, "+Z (z up)"))
+
+
+def test_mesh_reexport_uses_the_cache_and_never_runs_the_network(reconstructor, config, posed_example, caplog):
+    import torch
+    import trimesh
+
+    from recon.eval.interface import Mesh
+
+    files, cams = posed_example
+    with caplog.at_level(logging.INFO, logger="recon.app"):
+        _, cache = run_reconstruction(reconstructor, config, files, cams, "posed", 0.85, True, 0, None)
+        # stand-in for the extracted surface (the TSDF of an untrained model takes half a minute)
+        sphere = trimesh.creation.icosphere(subdivisions=4)  # 5120 faces
+        cache.surface = (Mesh(torch.tensor(sphere.vertices, dtype=torch.float32), torch.tensor(sphere.faces)),
+                         lambda p: np.full((len(p), 3), 0.5))
+        steps = list(export_mesh(cache, 4000, 256, "+Y (y up)"))
+        assert len(steps) == 2 and len(steps[0][1]) == 1 and steps[0][0].endswith("mesh.glb")
+        assert "OBJ zip on its way" in steps[0][2]
+        glb, downloads, note = steps[-1]
+        assert [Path(d).name for d in downloads] == ["mesh.glb", "mesh.obj.zip"]
+        assert "network runs in this session: 1" in note and "4000 faces" in note
+        big = trimesh.load(glb, force="mesh")
+        assert len(big.faces) == 4000
+        small_glb, _, note = list(export_mesh(cache, 1000, 256, "+Y (y up)"))[-1]
+        small = trimesh.load(small_glb, force="mesh")
+        assert 900 <= len(small.faces) <= 1000 and small_glb != glb and Path(glb).is_file()
+        again = list(export_mesh(cache, 4000, 256, "+Y (y up)"))[-1]
+        assert again[0] == glb and "GLB from the cache, OBJ zip from the cache" in again[2]
+        with pytest.raises(gr.Error, match="face budget"):
+            next(export_mesh(cache, 10, 256, "+Y (y up)"))
+        cache.surface = (Mesh(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.long)), cache.surface[1])
+        with pytest.raises(gr.Error, match="Mesh export failed: no surface"):  # e.g. no opaque Gaussians
+            next(export_mesh(cache, 2000, 256, "+Y (y up)"))
+    assert cache.network_runs == 1
+    runs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("network run")]
+    exports = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mesh export")]
+    assert not any(r.getMessage().startswith("surface extracted") for r in caplog.records)  # stand-in surface
+    assert len(runs) == 1 and len(exports) == 6 and all("network runs so far: 1" in m for m in exports)
 
 
 def test_examples_exist():
