@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--faces", type=_positive_int, default=20000, help="mesh face budget (glb/obj)")
     c.add_argument("--texture-size", type=int, default=1024, choices=[256, 512, 1024, 2048, 4096],
                    help="mesh texture edge in texels (glb/obj)")
+    c.add_argument("--mesh-from", default="gaussians", choices=["gaussians", "sdf"],
+                   help="surface for glb/obj: the Gaussians (default) or the triplane SDF (posed/single input)")
     c.add_argument("--refine-steps", type=int, default=0, help="photometric refinement steps on the inputs (default 0)")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
@@ -283,7 +285,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ReconError(f"{args.out}: output path exists and is not a folder")
         opts = ReconstructOptions(cameras=args.cameras, mode=args.mode, views=parse_views(args.views),
                                   refine_steps=args.refine_steps, device=args.device, checkpoint=args.checkpoint,
-                                  mask=args.mask, foreground_ratio=args.foreground_ratio)
+                                  mask=args.mask, foreground_ratio=args.foreground_ratio, mesh_from=args.mesh_from)
         result = reconstruct(args.inputs, opts)
         mesh_options = None
         if {"glb", "obj"} & set(formats):

@@ -25,3 +25,13 @@ def write_checkpoint(folder: Path, model: ReconModel) -> Path:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", ReconModel(preset("tiny")))
+
+
+@pytest.fixture(scope="session")
+def opaque_checkpoint(tmp_path_factory) -> Path:
+    """The tiny model with opaque Gaussians (untrained heads give opacity sigmoid(0) = 0.5, and mesh
+    extraction fuses only Gaussians above 0.5, like a trained model's surface)."""
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    cfg.adapter.opacity_bias = 2.0
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_opaque", ReconModel(cfg))

@@ -9,9 +9,9 @@ from tests.recon.pipeline.test_cli_reconstruct import EXAMPLES
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_checkpoint, tmp_path_factory):
+def run_dir(opaque_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "toy"
-    assert main(["reconstruct", str(EXAMPLES / "toy_posed"), "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+    assert main(["reconstruct", str(EXAMPLES / "toy_posed"), "--out", str(out), "--checkpoint", str(opaque_checkpoint),
                  "--device", "cpu"]) == 0
     return out
 

@@ -13,6 +13,7 @@ from PIL import Image
 from recon.errors import ReconError
 from recon.io import read_cameras, read_cameras_json
 from recon.pipeline.run import ReconstructOptions, reconstruct
+from renderer import Gaussians
 from renderer.io.ply import read_ply
 
 LEGO_VIEWS = [26, 86, 2, 55]
@@ -188,11 +189,11 @@ def recon_examples():
     return Path(__file__).resolve().parents[3] / "assets" / "examples"
 
 
-def test_mesh_exports_from_the_pipeline(tiny_checkpoint, tmp_path):
-    """--export glb,obj writes a textured mesh (from the triplane SDF for posed input) next to the splats."""
+def test_mesh_exports_from_the_pipeline(opaque_checkpoint, tmp_path):
+    """--export glb,obj writes a textured mesh (from the Gaussians by default) next to the splats."""
     import trimesh
 
-    res = reconstruct(recon_examples() / "toy_posed", _opts(tiny_checkpoint))
+    res = reconstruct(recon_examples() / "toy_posed", _opts(opaque_checkpoint))
     assert res.up_direction() == (0.0, 0.0, 1.0)  # the example's world is z up
     from recon.export import MeshExportOptions
 
@@ -202,4 +203,20 @@ def test_mesh_exports_from_the_pipeline(tiny_checkpoint, tmp_path):
     scene = trimesh.load(tmp_path / "m" / "mesh.glb")
     assert len(scene.geometry) >= 1
     rep = json.loads((tmp_path / "m" / "report.json").read_text())
-    assert 0 < rep["meshes"]["glb"]["faces"] <= 1500 * 1.05 and "mesh" in rep["timings"]
+    assert 0 < rep["meshes"]["glb"]["faces"] <= 1500 * 1.05 and rep["mesh_from"] == "gaussians"
+    assert isinstance(res.mesh_source(), Gaussians)
+
+
+def test_mesh_from_the_triplane_sdf_on_request(tiny_checkpoint, tmp_path):
+    import dataclasses
+
+    from recon.eval.interface import Mesh
+    from recon.export import MeshExportOptions
+
+    res = reconstruct(recon_examples() / "toy_posed", dataclasses.replace(_opts(tiny_checkpoint), mesh_from="sdf"))
+    assert res.report["mesh_from"] == "sdf" and isinstance(res.mesh_source(), Mesh)
+    res.save(tmp_path / "s", ["glb"], MeshExportOptions(faces=800, texture_size=128))
+    rep = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert rep["meshes"]["glb"]["faces"] <= 800 * 1.05 and "mesh" in rep["timings"]
+    with pytest.raises(ReconError, match="--mesh-from"):
+        reconstruct(recon_examples() / "toy_posed", dataclasses.replace(_opts(tiny_checkpoint), mesh_from="voxels"))
