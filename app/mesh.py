@@ -66,6 +66,7 @@ def export_mesh_from_cache(cache, settings: MeshSettings, fmt: str = "glb") -> d
     try:
         from recon.export import (
             MeshExportOptions,
+            TsdfOptions,
             export_mesh,
             gaussian_color_fn,
             mesh_from_gaussians,
@@ -81,7 +82,7 @@ def export_mesh_from_cache(cache, settings: MeshSettings, fmt: str = "glb") -> d
         if cache.surface is None:  # the expensive part (render + TSDF), once per reconstruction
             g = cache.result.gaussians
             cache.surface = (mesh_from_gaussians(g, up=_up_vector(cache, "Cameras (mean camera up)")),
-                             gaussian_color_fn(g))
+                             gaussian_color_fn(g, min_opacity=TsdfOptions().point_min_opacity))
             log.info("surface extracted for session %s: %d faces, %.2f s", getattr(cache, "name", "?"),
                      len(cache.surface[0].faces), time.perf_counter() - t0)
         surface, color_fn = cache.surface

@@ -257,7 +257,8 @@ def mesh_from_gaussians(g: Gaussians, options: TsdfOptions | None = None, up: tu
                       o.trunc_voxels * voxel, o.alpha_threshold)
     verts, faces = isosurface(fused, half)
     verts = verts + center.cpu()
-    colors = torch.from_numpy(gaussian_color_fn(g)(verts.numpy())).float() if len(verts) else torch.zeros(0, 3)
+    color_fn = gaussian_color_fn(g, min_opacity=o.point_min_opacity)
+    colors = torch.from_numpy(color_fn(verts.numpy())).float() if len(verts) else torch.zeros(0, 3)
     return Mesh(verts, faces, colors.clamp(0, 1))
 
 
@@ -268,14 +269,19 @@ def point_view_size(n_points: int, points_per_pixel: float, lo: int = 16, hi: in
     return int(min(hi, max(lo, round(math.sqrt(max(n_points, 1) / (1.2 * points_per_pixel))))))
 
 
-def gaussian_color_fn(g: Gaussians, k: int = 8) -> ColorFn:
+def gaussian_color_fn(g: Gaussians, k: int = 8, min_opacity: float = 0.0) -> ColorFn:
     """Colour callback: opacity- and distance-weighted mean DC colour of the ``k`` nearest Gaussians.
 
     Weights are ``opacity * exp(-d^2 / (2 s^2))`` with ``s`` the neighbour's largest scale (world
-    units); view-dependent SH bands are ignored (a texture is view-independent).
+    units); view-dependent SH bands are ignored (a texture is view-independent). Only Gaussians
+    more opaque than ``min_opacity`` take part (all of them when fewer than ``k`` are): faint ones
+    are often background pixels the model made nearly transparent, white or black.
     """
     from scipy.spatial import cKDTree
 
+    keep = g.opacities > min_opacity
+    if int(keep.sum()) >= k:
+        g = g[keep]
     means = g.means.detach().float().cpu().numpy()
     rgb = g.rgb_dc.detach().float().cpu().numpy().clip(0, 1)
     opac = g.opacities.detach().float().cpu().numpy()

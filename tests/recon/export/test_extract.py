@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from recon.export import (
     TsdfOptions,
     clean_mesh,
     fuse_tsdf,
+    gaussian_color_fn,
     mesh_from_gaussians,
     mesh_from_sdf,
     mesh_report,
@@ -127,3 +129,18 @@ def test_coarse_to_fine_fusion_gives_the_same_surface():
     pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1)
     r = pts.norm(dim=-1)
     assert bool((fast[r < RADIUS - 3 * trunc] < 0).all()) and bool((fast[r > RADIUS + 3 * trunc] > 0).all())
+
+
+def test_gaussian_colours_ignore_faint_gaussians():
+    # an opaque red Gaussian and, closer to the query point, a faint white one (a background pixel)
+    means = torch.tensor([[0.0, 0.0, 0.0]] * 8 + [[0.0, 0.0, 0.01]] * 8)
+    rgb = torch.tensor([[1.0, 0.0, 0.0]] * 8 + [[1.0, 1.0, 1.0]] * 8)
+    opac = torch.tensor([0.9] * 8 + [0.3] * 8)
+    g = Gaussians.from_rgb(means, rgb, torch.full((16, 3), 0.05), opac)
+    query = np.array([[0.0, 0.0, 0.02]])
+    mixed = gaussian_color_fn(g)(query)[0]
+    assert mixed[1] > 0.2  # all Gaussians: the faint white ones pull the colour towards white
+    pure = gaussian_color_fn(g, min_opacity=0.5)(query)[0]
+    assert np.allclose(pure, [1.0, 0.0, 0.0], atol=1e-6)
+    # fewer than k opaque Gaussians: all of them take part
+    assert np.allclose(gaussian_color_fn(g, k=12, min_opacity=0.5)(query)[0], gaussian_color_fn(g, k=12)(query)[0])
