@@ -24,47 +24,27 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from app.local_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    network_runs_logged,
+    wait_until_serving,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "assets" / "examples" / "toy_posed"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1400, "height": 1000}
 POLL_S = 0.1
 TIMEOUT_S = 600.0
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> float:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"recon app exited with {proc.returncode} before serving")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return time.perf_counter() - t0
-        except OSError:
-            time.sleep(0.25)
-    raise SystemExit(f"recon app did not answer at {url} within {timeout:.0f} s")
-
-
-def _network_runs(log: Path) -> int:
-    return sum("recon app: network run" in line for line in log.read_text().splitlines())
 
 
 def _open(browser, url: str):
@@ -130,7 +110,7 @@ def _mesh(page, log: Path) -> dict:
     """Export with the default settings, then re-export with 2000 faces; seconds from each click."""
     import re
 
-    runs_before = _network_runs(log)
+    runs_before = network_runs_logged(log)
     page.locator("#mesh_section button.label-wrap").dispatch_event("click")
     out = {}
     for key, faces in (("default_20000_faces", None), ("reexport_2000_faces", 2000)):
@@ -152,7 +132,7 @@ def _mesh(page, log: Path) -> dict:
             timeout=TIMEOUT_S * 1000)
         out[key] = {"click_to_glb_s": round(glb, 2), "click_to_glb_and_obj_s": round(time.perf_counter() - t0, 2),
                     "note": page.locator("#mesh_note").inner_text().strip()}
-    out["network_runs_during_mesh_exports"] = _network_runs(log) - runs_before
+    out["network_runs_during_mesh_exports"] = network_runs_logged(log) - runs_before
     return out
 
 
@@ -187,7 +167,7 @@ def run(checkpoint: Path, repeats: int, mesh: bool, screenshots: Path | None, tm
 
     if not CHROMIUM.exists():
         raise SystemExit(f"Chromium not found at {CHROMIUM} (bash scripts/setup.sh --dev installs it)")
-    port, log = _free_port(), tmp / "server.log"
+    port, log = free_port(), tmp / "server.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(REPO)}
     load_start = os.getloadavg()
     with log.open("w") as f:
@@ -197,7 +177,7 @@ def run(checkpoint: Path, repeats: int, mesh: bool, screenshots: Path | None, tm
     url = f"http://127.0.0.1:{port}/"
     result: dict = {}
     try:
-        result["server_start_s"] = round(_wait_up(url, proc), 2)
+        result["server_start_s"] = round(wait_until_serving(url, proc), 2)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             result["chromium"] = browser.version
@@ -227,10 +207,10 @@ def run(checkpoint: Path, repeats: int, mesh: bool, screenshots: Path | None, tm
             sessions = [_open(browser, url) for _ in range(2)]
             for _, page in sessions:
                 _upload(page)
-            runs_before = _network_runs(log)
+            runs_before = network_runs_logged(log)
             both = _reconstruct([page for _, page in sessions])
             result["concurrent"] = {"sessions": 2, "both_finished": all(r["finished"] for r in both),
-                                    "network_runs_logged": _network_runs(log) - runs_before, "runs": both}
+                                    "network_runs_logged": network_runs_logged(log) - runs_before, "runs": both}
             print(f"two sessions at once: {json.dumps(both)}", flush=True)
             for context, _ in sessions:
                 context.close()

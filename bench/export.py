@@ -59,7 +59,7 @@ def _source(checkpoint: Path, views: int, tmp: Path) -> dict:
     np.savez(tmp / "sdf_mesh.npz", vertices=mesh.vertices.numpy(), faces=mesh.faces.numpy(),
              colors=mesh.vertex_colors.numpy())
     return {"views": picked, "gaussians": len(res.gaussians), "up": list(res.up_direction()),
-            "reconstruct_s": seconds_gaussians, "sdf_mesh_s": seconds_mesh, "sdf_mesh_faces": int(len(mesh.faces))}
+            "reconstruct_s": seconds_gaussians, "sdf_mesh_s": seconds_mesh, "sdf_mesh_faces": len(mesh.faces)}
 
 
 def _case(tmp: Path, source: str, depth_source: str | None, texture: int, up: list[float]) -> dict:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from recon.errors import ReconError
+from recon.io.mesh_file import read_trimesh
 from renderer import Cameras
 
 GREY = 0.8  # albedo of the "shaded" picture
@@ -57,15 +58,7 @@ def load_mesh_file(path: str | Path) -> MeshFile:
     scene graph transforms applied). Raises ``ReconError`` for a missing or unreadable file."""
     import trimesh
 
-    path = Path(path)
-    if not path.is_file():
-        raise ReconError(f"mesh file not found: {path}")
-    try:
-        tm = trimesh.load(str(path), force="mesh", process=False)
-    except Exception as e:  # noqa: BLE001 - trimesh raises many types for unreadable files
-        raise ReconError(f"cannot read mesh {path.name}: {e}") from None
-    if not isinstance(tm, trimesh.Trimesh):
-        raise ReconError(f"{path.name} holds no triangles")
+    tm = read_trimesh(path)
     out = MeshFile(np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64))
     visual = tm.visual
     if isinstance(visual, trimesh.visual.TextureVisuals):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,41 +23,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.local_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    network_runs_logged,
+    wait_until_serving,
+)
+
 from .conftest import EXAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "out" / "test_artifacts" / "app"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"recon app exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"recon app did not answer at {url} within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, request):
     ckpt = request.getfixturevalue("app_checkpoint")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("app_server") / "server.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     with log.open("w") as f:
@@ -67,7 +51,7 @@ def server(tmp_path_factory, request):
                                 stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_up(url, proc)
+        wait_until_serving(url, proc)
         yield url, proc, log
     finally:
         proc.terminate()
@@ -87,10 +71,6 @@ def browser():
         yield b
         b.close()
 
-
-def _network_runs(log: Path) -> int:
-    """Network runs so far, from the server's log (``recon app: network run N of session ...``)."""
-    return sum("recon app: network run" in line for line in log.read_text().splitlines())
 
 
 def _set_faces(page, faces: int) -> None:
@@ -173,7 +153,7 @@ def test_upload_reconstruct_download_and_error(server, browser, tmp_path):
     assert len(g) > 0
 
     # Mesh export from the session's cached reconstruction, then a re-export with 10x fewer faces.
-    assert _network_runs(log) == 1
+    assert network_runs_logged(log) == 1
     page.locator("#mesh_section button.label-wrap").dispatch_event("click")
     _set_faces(page, 10_000)
     _, seconds_mesh, note = _export_mesh(page, 10_000)
@@ -191,7 +171,7 @@ def test_upload_reconstruct_download_and_error(server, browser, tmp_path):
     assert 900 <= len(second.faces) <= 1_000 and np.isfinite(second.vertices).all()
     assert seconds_remesh < 240  # seconds, not minutes (generous: CI runners and busy 2-core machines)
     assert "network runs in this session: 1" in note
-    assert _network_runs(log) == 1  # the server did not run the model again ...
+    assert network_runs_logged(log) == 1  # the server did not run the model again ...
     assert log.read_text().count("recon app: surface extracted") == 1  # ... nor extracted the surface again
 
     bad = tmp_path / "corrupt.png"

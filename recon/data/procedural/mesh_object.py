@@ -26,6 +26,7 @@ from recon.data.procedural.primitives import Primitive
 from recon.data.procedural.texture import Material, random_material, random_palette
 from recon.errors import ReconError
 from recon.eval.interface import Mesh
+from recon.io.mesh_file import read_trimesh
 
 AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0),
         "-x": (-1.0, 0.0, 0.0), "-y": (0.0, -1.0, 0.0), "-z": (0.0, 0.0, -1.0)}
@@ -84,15 +85,7 @@ def load_normalised(path: str | Path, radius: float = OBJECT_RADIUS, up_axis="y"
     Duplicate vertices (UV seams) are merged."""
     import trimesh
 
-    path = Path(path)
-    if not path.is_file():
-        raise ReconError(f"mesh file not found: {path}")
-    try:
-        tm = trimesh.load(str(path), force="mesh", process=False)
-    except Exception as e:  # noqa: BLE001 - trimesh raises many types for unreadable files
-        raise ReconError(f"cannot read mesh {path.name}: {e}") from None
-    if not isinstance(tm, trimesh.Trimesh) or len(tm.faces) == 0:
-        raise ReconError(f"{path.name} holds no triangles")
+    tm = read_trimesh(path)
     tm = trimesh.Trimesh(np.asarray(tm.vertices), np.asarray(tm.faces), process=True)  # merge seams, drop degenerates
     v = np.asarray(tm.vertices, np.float64)
     v = v - 0.5 * (v.min(0) + v.max(0))
