@@ -81,8 +81,9 @@ def export_mesh_from_cache(cache, settings: MeshSettings, fmt: str = "glb") -> d
     try:
         if cache.surface is None:  # the expensive part (render + TSDF), once per reconstruction
             g = cache.result.gaussians
-            cache.surface = (mesh_from_gaussians(g, up=_up_vector(cache, "Cameras (mean camera up)")),
-                             gaussian_color_fn(g, min_opacity=TsdfOptions().point_min_opacity))
+            color_fn = gaussian_color_fn(g, min_opacity=TsdfOptions().point_min_opacity)
+            cache.surface = (mesh_from_gaussians(g, up=_up_vector(cache, "Cameras (mean camera up)"), color_fn=color_fn),
+                             color_fn)
             log.info("surface extracted for session %s: %d faces, %.2f s", getattr(cache, "name", "?"),
                      len(cache.surface[0].faces), time.perf_counter() - t0)
         surface, color_fn = cache.surface

@@ -105,8 +105,8 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
     if isinstance(source, Gaussians):
         if len(source) == 0:
             raise ReconError("no Gaussians to make a mesh from")
-        mesh = mesh_from_gaussians(source, o.tsdf, o.up)
         color_fn = o.color_fn or gaussian_color_fn(source, min_opacity=o.tsdf.point_min_opacity)
+        mesh = mesh_from_gaussians(source, o.tsdf, o.up, color_fn)
         seconds["extract"] = time.perf_counter() - t0
     elif isinstance(source, Mesh):
         mesh, color_fn = source, o.color_fn or vertex_color_fn(source)

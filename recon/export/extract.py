@@ -220,7 +220,8 @@ def fuse_tsdf(
 
 
 @torch.no_grad()
-def mesh_from_gaussians(g: Gaussians, options: TsdfOptions | None = None, up: tuple = (0.0, 0.0, 1.0)) -> Mesh:
+def mesh_from_gaussians(g: Gaussians, options: TsdfOptions | None = None, up: tuple = (0.0, 0.0, 1.0),
+                        color_fn: ColorFn | None = None) -> Mesh:
     """Surface of ``g`` (activated values, world frame) by depth from virtual views + TSDF fusion.
 
     Takes depth and coverage from ``options.views`` virtual cameras (``virtual_cameras``) by
@@ -228,8 +229,9 @@ def mesh_from_gaussians(g: Gaussians, options: TsdfOptions | None = None, up: tu
     ``resolution``^3 grid over the bounding cube of the object's ball (``fuse_tsdf``: surface pixels
     give truncated distances, background pixels carve free space, never-seen nodes are inside) and
     extracts the zero level set by marching cubes (``recon.models.sdf_mesh.extract_mesh``). Returns
-    a closed ``Mesh`` in the world frame and units, outward winding, vertex colours from the
-    Gaussians (``gaussian_color_fn``).
+    a closed ``Mesh`` in the world frame and units, outward winding, vertex colours from
+    ``color_fn`` (default ``gaussian_color_fn`` over the opaque Gaussians; pass the bake's own to
+    build its KD-tree once).
 
     Open3D's TSDF volumes were tried first: ``ScalableTSDFVolume`` integrates nothing with the
     Open3D 0.20 wheel here, and ``UniformTSDFVolume`` adds inner shells at the truncation band's back.
@@ -257,7 +259,7 @@ def mesh_from_gaussians(g: Gaussians, options: TsdfOptions | None = None, up: tu
                       o.trunc_voxels * voxel, o.alpha_threshold)
     verts, faces = isosurface(fused, half)
     verts = verts + center.cpu()
-    color_fn = gaussian_color_fn(g, min_opacity=o.point_min_opacity)
+    color_fn = color_fn or gaussian_color_fn(g, min_opacity=o.point_min_opacity)
     colors = torch.from_numpy(color_fn(verts.numpy())).float() if len(verts) else torch.zeros(0, 3)
     return Mesh(verts, faces, colors.clamp(0, 1))
 
