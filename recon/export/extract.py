@@ -287,15 +287,15 @@ def gaussian_color_fn(g: Gaussians, k: int = 8, min_opacity: float = 0.0) -> Col
     means = g.means.detach().float().cpu().numpy()
     rgb = g.rgb_dc.detach().float().cpu().numpy().clip(0, 1)
     opac = g.opacities.detach().float().cpu().numpy()
-    sigma = g.scales.detach().float().cpu().numpy().max(axis=1)
+    inv_sigma = 1.0 / np.maximum(g.scales.detach().float().cpu().numpy().max(axis=1), 1e-9)
     tree = cKDTree(means)
     k = max(1, min(k, len(means)))
 
     def fn(points: np.ndarray) -> np.ndarray:
         d, idx = tree.query(np.asarray(points, np.float64).reshape(-1, 3), k=k, workers=-1)
-        d, idx = d.reshape(len(d), -1), idx.reshape(len(idx), -1)
-        w = opac[idx] * np.exp(-0.5 * (d / np.maximum(sigma[idx], 1e-9)) ** 2) + 1e-12
-        return (w[..., None] * rgb[idx]).sum(1) / w.sum(1, keepdims=True)
+        d, idx = d.reshape(len(d), -1).astype(np.float32), idx.reshape(len(idx), -1)
+        w = opac[idx] * np.exp(-0.5 * np.square(d * inv_sigma[idx])) + 1e-12
+        return np.einsum("pk,pkc->pc", w, rgb[idx]) / w.sum(1, keepdims=True)
 
     return fn
 
