@@ -90,7 +90,7 @@ def export_mesh_from_cache(cache, settings: MeshSettings, fmt: str = "glb") -> d
         opts = MeshExportOptions(faces=int(settings.faces), texture_size=int(settings.texture_size),
                                  up=_up_vector(cache, settings.up), color_fn=color_fn)
         path = folder / FORMATS[fmt]
-        info = export_mesh(surface, path, opts)
+        info = export_mesh(surface, path, opts, photos=getattr(cache.result, "photos", None))
     except gr.Error:
         raise
     except Exception as e:  # noqa: BLE001 (ReconError or a bug: shown in the page, the app keeps serving)

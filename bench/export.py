@@ -8,7 +8,8 @@ The source is a real reconstruction: ``--views`` lego train views (800x800, read
 with no opacity pruning, so 16 views give 16 x 128^2 = 262,144 Gaussians. Each case exports the
 same Gaussians with ``recon.export.export_mesh`` at 20k faces to a GLB with a 1024 and a 2048
 texture, once per depth source of the TSDF path (``points``, the default, and ``render``, the
-splatting renderer), and also the triplane SDF mesh of the same views (the mesh ``recon
+splatting renderer), once with the texture projected from the 16 input photos (``photos=``, what
+``recon reconstruct`` does for posed input), and also the triplane SDF mesh of the same views (the mesh ``recon
 reconstruct --export glb --mesh-from sdf`` writes for posed input). Stage seconds come from the export report;
 peak memory is the process's peak RSS growth over the case (``ru_maxrss``, so each case runs in
 its own child process). Each child exports twice: cold (the first export in the process, lazy
@@ -31,12 +32,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LEGO = REPO.parent / "shared" / "eval_data" / "nerf_synthetic_lego"
-CASES = [  # (source, depth_source, texture)
-    ("gaussians", "points", 1024),
-    ("gaussians", "points", 2048),
-    ("gaussians", "render", 1024),
-    ("sdf", None, 1024),
-    ("sdf", None, 2048),
+CASES = [  # (source, depth_source, texture, texture colours from the input photos)
+    ("gaussians", "points", 1024, False),
+    ("gaussians", "points", 2048, False),
+    ("gaussians", "points", 1024, True),
+    ("gaussians", "render", 1024, False),
+    ("sdf", None, 1024, False),
+    ("sdf", None, 2048, False),
 ]
 
 
@@ -64,7 +66,20 @@ def _source(checkpoint: Path, views: int, tmp: Path) -> dict:
             "reconstruct_s": seconds_gaussians, "sdf_mesh_s": seconds_mesh, "sdf_mesh_faces": len(mesh.faces)}
 
 
-def _case(tmp: Path, source: str, depth_source: str | None, texture: int, up: list[float]) -> dict:
+def _photos(views: list[int]):
+    """The input photos of the reconstruction (800x800, alpha as masks), as the pipeline keeps them."""
+    import torch
+
+    from recon.data.types import Views
+    from recon.pipeline.run import ReconstructOptions, _composite, _load_posed
+
+    images, cams = _load_posed([LEGO], ReconstructOptions(mode="posed", views=views), [])
+    masks = torch.stack([torch.as_tensor(im.alpha).float() for im in images])[..., None]
+    return Views(torch.stack([_composite(im) for im in images]), cams, masks=masks)
+
+
+def _case(tmp: Path, source: str, depth_source: str | None, texture: int, up: list[float],
+          photo_views: list[int] | None = None) -> dict:
     """One export in this process (called in a child): the export report plus peak RSS growth."""
     import numpy as np
     import torch
@@ -78,18 +93,20 @@ def _case(tmp: Path, source: str, depth_source: str | None, texture: int, up: li
     else:
         d = np.load(tmp / "sdf_mesh.npz")
         src = Mesh(torch.from_numpy(d["vertices"]), torch.from_numpy(d["faces"]), torch.from_numpy(d["colors"]))
+    photos = _photos(photo_views) if photo_views else None
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     opts = MeshExportOptions(faces=20_000, texture_size=texture, up=tuple(up),
                              tsdf=TsdfOptions(depth_source=depth_source or "points"))
-    out = tmp / f"{source}_{depth_source}_{texture}.glb"
+    out = tmp / f"{source}_{depth_source}_{texture}_{'photos' if photos else 'model'}.glb"
     t0 = time.perf_counter()
-    rep = export_mesh(src, out, opts)
+    rep = export_mesh(src, out, opts, photos=photos)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    warm = export_mesh(src, out, opts)  # libraries loaded: what the app and batch exports see
+    warm = export_mesh(src, out, opts, photos=photos)  # libraries loaded: what the app and batch exports see
     wall_warm = time.perf_counter() - t0
-    return {"source": source, "depth_source": depth_source, "texture_size": texture, "faces": rep["faces"],
+    return {"source": source, "depth_source": depth_source, "texture_size": texture,
+            "colors_from": rep["colors_from"], "photos": len(photos) if photos else 0, "faces": rep["faces"],
             "uv_coverage": rep["uv_coverage"], "seconds": rep["seconds"], "wall_s": wall,
             "seconds_warm": warm["seconds"], "wall_s_warm": wall_warm,
             "peak_rss_mb": peak / 1024, "peak_rss_growth_mb": (peak - base) / 1024,
@@ -102,11 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--views", type=int, default=16)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "export_cpu.json")
-    p.add_argument("--child", nargs=5, metavar=("TMP", "SOURCE", "DEPTH", "TEXTURE", "UP"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=6, metavar=("TMP", "SOURCE", "DEPTH", "TEXTURE", "UP", "PHOTOS"),
+                   help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        tmp, source, depth, texture, up = a.child
-        out = _case(Path(tmp), source, None if depth == "-" else depth, int(texture), json.loads(up))
+        tmp, source, depth, texture, up, photos = a.child
+        out = _case(Path(tmp), source, None if depth == "-" else depth, int(texture), json.loads(up), json.loads(photos))
         print(json.dumps(out))
         return
     if not LEGO.is_dir():
@@ -116,14 +134,14 @@ def main(argv: list[str] | None = None) -> None:
         src = _source(a.checkpoint, a.views, tmp)
         print(json.dumps(src))
         cases = []
-        for source, depth, texture in CASES:
+        for source, depth, texture, photos in CASES:
             runs = []
             for _ in range(a.repeats):
                 cmd = [sys.executable, "-m", "bench.export", "--child", str(tmp), source, depth or "-", str(texture),
-                       json.dumps(src["up"])]
+                       json.dumps(src["up"]), json.dumps(src["views"] if photos else None)]
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)
                 if done.returncode != 0:
-                    raise SystemExit(f"case {source}/{depth}/{texture} failed:\n{done.stderr[-2000:]}")
+                    raise SystemExit(f"case {source}/{depth}/{texture}/photos={photos} failed:\n{done.stderr[-2000:]}")
                 runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
             best = min(runs, key=lambda r: r["wall_s"])
             case = {**best, "wall_s_median": statistics.median(r["wall_s"] for r in runs),
@@ -131,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
                     "wall_s_warm_median": statistics.median(r["wall_s_warm"] for r in runs),
                     "wall_s_warm_all": [r["wall_s_warm"] for r in runs]}
             cases.append(case)
-            print(json.dumps({k: case[k] for k in ("source", "depth_source", "texture_size", "wall_s_median",
+            print(json.dumps({k: case[k] for k in ("source", "depth_source", "texture_size", "colors_from", "wall_s_median",
                                                   "wall_s_warm_median", "peak_rss_mb", "seconds", "seconds_warm")}))
     result = {
         "source": {**src, "input": f"lego train views {src['views']} (800x800 RGBA), posed, min_opacity 0"},

@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mesh texture edge in texels (glb/obj)")
     c.add_argument("--mesh-from", default="gaussians", choices=["gaussians", "sdf"],
                    help="surface for glb/obj: the Gaussians (default) or the triplane SDF (posed/single input)")
+    c.add_argument("--texture-from", default="auto", choices=["auto", "photos", "model"],
+                   help="mesh texture colours: auto (the input photos for posed input, else the model's), photos, model")
     c.add_argument("--refine-steps", type=int, default=0, help="photometric refinement steps on the inputs (default 0)")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
@@ -285,7 +287,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ReconError(f"{args.out}: output path exists and is not a folder")
         opts = ReconstructOptions(cameras=args.cameras, mode=args.mode, views=parse_views(args.views),
                                   refine_steps=args.refine_steps, device=args.device, checkpoint=args.checkpoint,
-                                  mask=args.mask, foreground_ratio=args.foreground_ratio, mesh_from=args.mesh_from)
+                                  mask=args.mask, foreground_ratio=args.foreground_ratio, mesh_from=args.mesh_from,
+                                  texture_from=args.texture_from)
         result = reconstruct(args.inputs, opts)
         mesh_options = None
         if {"glb", "obj"} & set(formats):

@@ -22,15 +22,18 @@ from recon.export.extract import (
     point_depth,
     point_view_size,
     sdf_color_fn,
+    tsdf_resolution,
     vertex_color_fn,
     virtual_cameras,
 )
 from recon.export.files import placement, up_to_y_rotation
-from recon.export.texture import UVMesh, bake_texture, dilate, rasterize_uv, unwrap
+from recon.export.photo import PhotoBakeOptions, photo_color_fn
+from recon.export.texture import UVMesh, bake_texture, dilate, rasterize_uv, split_faces, unwrap
 
 __all__ = [
     "CleanupOptions",
     "MeshExportOptions",
+    "PhotoBakeOptions",
     "TsdfOptions",
     "UVMesh",
     "bake_texture",
@@ -44,11 +47,14 @@ __all__ = [
     "mesh_from_gaussians",
     "mesh_from_sdf",
     "mesh_report",
+    "photo_color_fn",
     "placement",
     "point_depth",
     "point_view_size",
     "rasterize_uv",
     "sdf_color_fn",
+    "split_faces",
+    "tsdf_resolution",
     "unwrap",
     "up_to_y_rotation",
     "vertex_color_fn",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recon.data.types import Views
 from recon.errors import ReconError
 from recon.eval.interface import Mesh
 from recon.export._convert import to_numpy
@@ -30,6 +31,7 @@ from recon.export.extract import (
     vertex_color_fn,
 )
 from recon.export.files import placement, write_glb, write_obj, write_ply, write_stl
+from recon.export.photo import PhotoBakeOptions, photo_color_fn
 from recon.export.texture import bake_texture, unwrap
 from renderer import Gaussians
 
@@ -51,6 +53,7 @@ class MeshExportOptions:
     uv_chart_iterations: int = 0  # xatlas chart growing passes (0: fastest; xatlas's default is 1)
     cleanup: CleanupOptions = field(default_factory=CleanupOptions)
     tsdf: TsdfOptions = field(default_factory=TsdfOptions)  # Gaussians -> surface settings
+    photo_bake: PhotoBakeOptions = field(default_factory=PhotoBakeOptions)  # blending of ``photos`` (export_mesh)
     color_fn: ColorFn | None = None  # points [P,3] (source frame) -> rgb [P,3] in [0,1]; default from the source
 
 
@@ -71,7 +74,8 @@ def _lod_path(path: Path, level: int) -> Path:
     return path.with_name(f"{name[:-cut]}_lod{level}{name[-cut:]}")
 
 
-def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportOptions | None = None) -> dict:
+def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportOptions | None = None,
+                photos: Views | None = None) -> dict:
     """Write ``source`` as a game-ready mesh file at ``path``; the format follows the suffix.
 
     ``source``: a ``Mesh`` (vertices [V,3] source units, faces [F,3], optional vertex_colors [V,3]
@@ -79,6 +83,10 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
     +Y up (``options.up`` -> +Y by the smallest rotation), ``options.scale`` metres per source unit,
     pivot per ``options.pivot``; ``.glb`` and ``.obj``/``.obj.zip`` get xatlas UVs and a baked
     ``texture_size``^2 base-colour PNG (or vertex colours), ``.ply`` vertex colours, ``.stl`` geometry.
+
+    ``photos``: posed input photos in the source's frame (``Views``: images, cameras, optional
+    foreground masks). When given, colours come from the photos that see each surface point
+    (``photo_color_fn``, full photo resolution) and from the source's own colours where none does.
 
     Returns a report: ``format``, ``files``, ``faces``, ``vertices``, ``topology`` (``mesh_report``
     of the cleaned mesh before decimation and of each written level), ``uv_coverage``,
@@ -106,7 +114,7 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
         if len(source) == 0:
             raise ReconError("no Gaussians to make a mesh from")
         color_fn = o.color_fn or gaussian_color_fn(source, min_opacity=o.tsdf.point_min_opacity)
-        mesh = mesh_from_gaussians(source, o.tsdf, o.up, color_fn)
+        mesh = mesh_from_gaussians(source, o.tsdf, o.up, color_fn, faces=o.faces)
         seconds["extract"] = time.perf_counter() - t0
     elif isinstance(source, Mesh):
         mesh, color_fn = source, o.color_fn or vertex_color_fn(source)
@@ -134,17 +142,22 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
     for level, m in enumerate(levels):
         v, f, _ = to_numpy(m)
         uvs = texture = colors = None
+        level_color_fn = color_fn
+        if photos is not None and fmt != "stl":
+            t = time.perf_counter()
+            level_color_fn = photo_color_fn(photos, v, f, color_fn, o.photo_bake)  # this level is its own occluder
+            seconds["bake"] += time.perf_counter() - t
         if textured:
             t = time.perf_counter()
             uv = unwrap(v, f, o.texture_size, o.padding_px, o.uv_chart_iterations)
             seconds["unwrap"] += time.perf_counter() - t
             t = time.perf_counter()
-            texture, cov = bake_texture(uv, color_fn, o.texture_size)
+            texture, cov = bake_texture(uv, level_color_fn, o.texture_size)
             seconds["bake"] += time.perf_counter() - t
             coverage = cov if level == 0 else coverage
             v, f, uvs = uv.vertices, uv.faces, uv.uvs
         elif fmt != "stl":
-            colors = np.asarray(color_fn(v), np.float64).reshape(-1, 3)
+            colors = np.asarray(level_color_fn(v), np.float64).reshape(-1, 3)
         out_v = o.scale * v @ R.T + trans
         normals = vertex_normals(out_v, f)
         t = time.perf_counter()
@@ -172,6 +185,7 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
         "face_budget": o.faces,
         "texture_size": o.texture_size if textured else None,
         "uv_coverage": coverage,
+        "colors_from": ("photos" if photos is not None else "source") if fmt != "stl" else None,
         "topology": {"cleaned": cleaned, "levels": reports},
         "bbox_min": v0.min(0).tolist(),
         "bbox_max": v0.max(0).tolist(),

@@ -59,6 +59,10 @@ class ReconstructOptions:
     # Gaussians by default: with checkpoints/default they score Chamfer-L1 0.056 vs 0.084 for the SDF's
     # near-blob on 10 synthetic-val objects (docs/export_accuracy.md)
     mesh_from: str = "gaussians"
+    # texture colours of mesh exports: "auto" projects the input photos (full resolution, visibility
+    # tested) for posed input (given or SfM cameras) and uses the model's colours otherwise; "photos"
+    # also for unposed/single input (cameras from the model); "model": the Gaussians' / SDF's colours
+    texture_from: str = "auto"
 
 
 @dataclass
@@ -68,13 +72,16 @@ class ReconstructResult:
 
     ``mesh_source`` (cached, computed on first use by ``mesh()``) is what mesh exports start from:
     the Gaussians (TSDF fusion), or with ``mesh_from="sdf"`` the triplane SDF's mesh for posed and
-    single-image input (world frame)."""
+    single-image input (world frame). ``photos``: the input views (full-resolution images, cameras,
+    foreground masks from the alpha channel when every image has one) that mesh exports project
+    onto the surface for its texture, or None to use the model's colours."""
 
     gaussians: Gaussians
     cameras: Cameras
     names: list[str]
     report: dict = field(default_factory=dict)
     make_mesh: Callable[[], Mesh] | None = None
+    photos: Views | None = None
     _mesh: Mesh | None = None
 
     def mesh_source(self) -> Mesh | Gaussians:
@@ -104,7 +111,7 @@ class ReconstructResult:
 
         opts = options if options is not None else MeshExportOptions()
         opts = dataclasses.replace(opts, up=self.up_direction())
-        return export_mesh(self.mesh_source(), Path(path), opts)
+        return export_mesh(self.mesh_source(), Path(path), opts, photos=self.photos)
 
     def save(self, out_dir: str | Path, formats: tuple[str, ...] | list[str] = ("ply",), mesh_options=None) -> list[Path]:
         """Write ``gaussians.ply`` (always), the other ``formats``, ``cameras.json`` and ``report.json``
@@ -131,7 +138,7 @@ class ReconstructResult:
             if fmt in MESH_FILES:
                 rep = self.export_mesh(out / MESH_FILES[fmt], mesh_options)
                 written.extend(Path(f) for f in rep["files"])
-                self.report.setdefault("meshes", {})[fmt] = {k: rep[k] for k in ("faces", "vertices", "texture_size", "topology")
+                self.report.setdefault("meshes", {})[fmt] = {k: rep[k] for k in ("faces", "vertices", "texture_size", "colors_from", "topology")
                                                              if k in rep}
         written.append(write_cameras_json(out / "cameras.json", self.cameras, files=self.names,
                                           extra={"mode": self.report.get("mode"),
@@ -232,6 +239,8 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
         raise ReconError(f"--mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
     if opts.mesh_from not in ("gaussians", "sdf"):
         raise ReconError(f"--mesh-from must be gaussians or sdf, got {opts.mesh_from!r}")
+    if opts.texture_from not in ("auto", "photos", "model"):
+        raise ReconError(f"--texture-from must be auto, photos or model, got {opts.texture_from!r}")
     if opts.refine_steps < 0:
         raise ReconError(f"--refine-steps must be >= 0, got {opts.refine_steps}")
     paths = [Path(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
@@ -284,7 +293,10 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
     if mode == "posed":
         report["pose_method"] = "given"
         report["pose_reason"] = f"cameras from {opts.cameras or paths[0]}"
-        views = Views(torch.stack([_composite(im) for im in images]), cams, names=names)
+        masks = None
+        if all(im.alpha is not None for im in images):  # foreground masks for the photo texture bake
+            masks = torch.stack([torch.as_tensor(im.alpha).float() for im in images])[..., None]
+        views = Views(torch.stack([_composite(im) for im in images]), cams, masks=masks, names=names)
     elif mode == "single":
         from recon.pipeline.preprocess import foreground_mask, recentre_crop
 
@@ -369,7 +381,9 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
         report["mesh_from"] = "sdf"
         mesh_views = views
         make_mesh = lambda: reconstructor.mesh(mesh_views)
-    return ReconstructResult(g, views.cameras, names, report, make_mesh)
+    use_photos = opts.texture_from == "photos" or (opts.texture_from == "auto" and report["mode"] == "posed")
+    report["texture_from"] = "photos" if use_photos else "model"
+    return ReconstructResult(g, views.cameras, names, report, make_mesh, photos=views if use_photos else None)
 
 
 def _default_checkpoint() -> Path:

@@ -220,3 +220,28 @@ def test_mesh_from_the_triplane_sdf_on_request(tiny_checkpoint, tmp_path):
     assert rep["meshes"]["glb"]["faces"] <= 800 * 1.05 and "mesh" in rep["timings"]
     with pytest.raises(ReconError, match="--mesh-from"):
         reconstruct(recon_examples() / "toy_posed", dataclasses.replace(_opts(tiny_checkpoint), mesh_from="voxels"))
+
+
+def test_mesh_texture_from_the_input_photos_for_posed_input(opaque_checkpoint, eval_data, tmp_path):
+    """Posed input keeps its full-resolution photos (alpha as masks) for the mesh texture; --texture-from
+    model uses the model's colours instead; a bad choice is one line."""
+    import dataclasses
+
+    from recon.export import MeshExportOptions
+
+    res = reconstruct(recon_examples() / "toy_posed", _opts(opaque_checkpoint))
+    assert res.report["texture_from"] == "photos" and res.photos is not None
+    assert res.photos.images.shape == (4, 256, 256, 3) and res.photos.masks is None  # RGB files: no alpha
+    res.save(tmp_path / "p", ["glb"], MeshExportOptions(faces=800, texture_size=128))
+    assert json.loads((tmp_path / "p" / "report.json").read_text())["meshes"]["glb"]["colors_from"] == "photos"
+
+    lego = reconstruct(eval_data / "nerf_synthetic_lego", _opts(opaque_checkpoint, views=LEGO_VIEWS[:2]))
+    assert lego.photos.images.shape == (2, 800, 800, 3) and lego.photos.masks.shape == (2, 800, 800, 1)
+    assert float(lego.photos.masks.min()) == 0.0 and float(lego.photos.masks.max()) == 1.0
+
+    model = reconstruct(recon_examples() / "toy_posed", _opts(opaque_checkpoint, texture_from="model"))
+    assert model.report["texture_from"] == "model" and model.photos is None
+    model.save(tmp_path / "m", ["glb"], MeshExportOptions(faces=800, texture_size=128))
+    assert json.loads((tmp_path / "m" / "report.json").read_text())["meshes"]["glb"]["colors_from"] == "source"
+    with pytest.raises(ReconError, match="--texture-from"):
+        reconstruct(recon_examples() / "toy_posed", dataclasses.replace(_opts(opaque_checkpoint), texture_from="paint"))
