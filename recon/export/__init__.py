@@ -28,7 +28,14 @@ from recon.export.extract import (
 )
 from recon.export.files import placement, up_to_y_rotation
 from recon.export.photo import PhotoBakeOptions, photo_color_fn
-from recon.export.texture import UVMesh, bake_texture, dilate, rasterize_uv, split_faces, unwrap
+from recon.export.texture import (
+    UVMesh,
+    bake_texture,
+    dilate,
+    rasterize_uv,
+    split_faces,
+    unwrap,
+)
 
 __all__ = [
     "CleanupOptions",

@@ -85,7 +85,7 @@ def test_unwrap_in_pieces_keeps_the_geometry_and_one_texel_density_without_overl
     ratio = area2 / area3
     assert np.percentile(ratio, 90) / np.percentile(ratio, 10) < 2.0
     # no two faces share a texel centre, apart from texels on shared edges
-    rows, cols, fid, _ = rasterize_uv(split.uvs, split.faces, size)
+    rows, cols, _, _ = rasterize_uv(split.uvs, split.faces, size)
     per_texel = np.bincount(rows * size + cols, minlength=size * size)
     assert (per_texel > 1).sum() < 0.01 * len(rows)
     # more seams (pieces are charted apart) but the atlas stays well used
