@@ -29,6 +29,8 @@ Texture fidelity: the exported GLB (texture sampled bilinearly) and the source -
 (``renderer.render``) or the pre-export marching-cubes mesh with vertex colours
 (``render_mesh``) -- rendered from 8 held-out cameras (a ring at 10 degrees elevation, 256 px,
 azimuths between the input views), PSNR over the union of both masks (white background).
+For reconstructed cases also against the ground truth at held-out views, for the texture baked
+from the source's colours and for one projected from the input photos (``versus_ground_truth``).
 
 Resumable: finished cases stay in the JSON and are skipped unless ``--fresh``. Seconds are wall
 time of the whole case (reconstruction, export, read back, metrics, renders).
@@ -123,6 +125,7 @@ class Case:
     cameras: Cameras
     inputs: object = None
     prep_seconds: float = 0.0
+    targets: object = None  # GT Views (images, cameras, masks) of held-out views, for texture vs ground truth
 
 
 def analytic_object(name: str, seed: int = 0):
@@ -211,11 +214,11 @@ def synthetic_items(limit: int):
     from recon.eval.protocols_synthetic import SyntheticVal
 
     for item in SyntheticVal().items(limit):
-        yield item.item_id, item.inputs, item.extras["gt_mesh"]
+        yield item.item_id, item.inputs, item.extras["gt_mesh"], item.targets
 
 
 def synthetic_cases(limit: int, paths: list[str], done=lambda key: False):
-    for name, inputs, gt_fn in synthetic_items(limit):
+    for name, inputs, gt_fn, targets in synthetic_items(limit):
         todo = [p for p in paths if not done(f"synthetic/{name}/{p}")]
         if not todo:
             continue
@@ -226,7 +229,7 @@ def synthetic_cases(limit: int, paths: list[str], done=lambda key: False):
             t0 = time.perf_counter()
             source = reconstruct_source(inputs, path)
             yield Case("synthetic", name, path, source, gt, held_out_cameras(), inputs,
-                       shared + time.perf_counter() - t0)
+                       shared + time.perf_counter() - t0, targets)
 
 
 def gt_views(name: str, input_views: int = RIG_VIEWS):
@@ -244,6 +247,7 @@ def gt_views(name: str, input_views: int = RIG_VIEWS):
 
 def gt_cases(names: list[str], paths: list[str], input_views: int, done=lambda key: False):
     from recon.data.procedural.mesh_object import object_mesh
+    from recon.data.procedural.trace import Lighting, render_sdf
 
     for name in names:
         todo = [p for p in paths if not done(f"gt/{name}/{p}")]
@@ -252,11 +256,13 @@ def gt_cases(names: list[str], paths: list[str], input_views: int, done=lambda k
         t0 = time.perf_counter()
         obj, _, inputs = gt_views(name, input_views)
         gt = object_mesh(obj, colors=False)
+        targets = render_sdf(obj, held_out_cameras(), Lighting(), background=WHITE)
         shared = time.perf_counter() - t0
         for path in todo:
             t0 = time.perf_counter()
             source = reconstruct_source(inputs, path)
-            yield Case("gt", name, path, source, gt, held_out_cameras(), inputs, shared + time.perf_counter() - t0)
+            yield Case("gt", name, path, source, gt, held_out_cameras(), inputs, shared + time.perf_counter() - t0,
+                       targets)
 
 
 # ---- scoring -------------------------------------------------------------------------------------
@@ -288,6 +294,28 @@ def chamfer_floor(case: Case) -> float:
     return _FLOOR[key]
 
 
+def _glb_render(glb: Path, cameras: Cameras):
+    back = load_mesh_file(glb)
+    return render_mesh(back.vertices, back.faces, cameras, uvs=back.uvs, texture=back.texture, background=WHITE)
+
+
+def versus_ground_truth(case: Case, glb: Path, out_dir: Path) -> dict:
+    """Texture against the ground truth: PSNR (whole image, and over the GT mask) at ``case.targets``
+    of the GLB baked from the source's colours, of a GLB baked from the input photos
+    (``export_mesh(..., photos=case.inputs)``) and of the source itself."""
+    t = case.targets
+    photos_glb = glb.with_name(glb.stem + "_photos.glb")
+    rep = export_mesh(case.source, photos_glb, export_options(), photos=case.inputs)
+    mask = t.masks.float() if t.masks is not None else None
+    renders = {"model": _glb_render(glb, t.cameras).rgb, "photos": _glb_render(photos_glb, t.cameras).rgb,
+               "source": source_render(case.source, t.cameras)[0]}
+    out = {"photo_bake_seconds": rep["seconds"]["bake"]}
+    for k, rgb in renders.items():
+        out[f"gt_psnr_{k}"] = psnr(rgb, t.images)
+        out[f"gt_psnr_{k}_mask"] = psnr(rgb, t.images, mask) if mask is not None else None
+    return out
+
+
 def export_and_score(case: Case, out_dir: Path) -> dict:
     """Export ``case.source`` to ``out_dir/<group>_<name>_<path>.glb``, read it back, score it."""
     t0 = time.perf_counter()
@@ -301,7 +329,8 @@ def export_and_score(case: Case, out_dir: Path) -> dict:
     mesh_out = render_mesh(back.vertices, back.faces, case.cameras, uvs=back.uvs, texture=back.texture, background=WHITE)
     union = ((ref_alpha > 0.5) | (mesh_out.alpha > 0.5)).float()[..., None]
     level = report["topology"]["levels"][0]
-    return {
+    vs_gt = versus_ground_truth(case, glb, out_dir) if case.inputs is not None and case.targets is not None else {}
+    return {**vs_gt,
         "group": case.group, "name": case.name, "path": case.path,
         "chamfer_l1": metrics["chamfer_l1"], "chamfer_floor": chamfer_floor(case), "fscore": metrics["fscore"], "precision": metrics["precision"],
         "recall": metrics["recall"], "tau": metrics["tau"], "gt_diagonal": metrics["gt_diagonal"],
@@ -360,6 +389,25 @@ def markdown(results: dict) -> str:
         m = {k: float(np.mean([r[k] for r in sel])) for k in ("chamfer_l1", "fscore", "texture_psnr", "seconds")}
         lines.append(f"| {g} | {p} | {len(sel)} | {m['chamfer_l1']:.4f} | {m['fscore']:.3f} | "
                      f"{m['texture_psnr']:.2f} | {m['seconds']:.1f} |")
+    gt_rows = [r for r in rows if "gt_psnr_model" in r]
+    if gt_rows:
+        lines += ["", ("Texture against the ground truth (mean PSNR in dB, whole image / over the GT mask) at held-out "
+                       "views (synthetic: the protocol's 4 target views; gt: the 8 held-out ring views rendered by "
+                       "`render_sdf`): the GLB with the texture baked from the source's colours (`model`), baked from "
+                       "the input photos (`photos`, `export_mesh(..., photos=inputs)`: visibility-tested projection, "
+                       "model colours where no photo sees the surface), and the source itself (Gaussians splatted, "
+                       "or the SDF mesh with vertex colours). Geometry errors count in all three."), "",
+                  "| group | path | cases | GLB, model colours | GLB, photo colours | source | photo bake s |",
+                  "|---|---|---|---|---|---|---|"]
+        for g, p in sorted({(r["group"], r["path"]) for r in gt_rows}):
+            sel = [r for r in gt_rows if r["group"] == g and r["path"] == p]
+
+            def pair(k, sel=sel):
+                mask = [r[f"{k}_mask"] for r in sel if r.get(f"{k}_mask") is not None]
+                return f"{np.mean([r[k] for r in sel]):.2f} / " + (f"{np.mean(mask):.2f}" if mask else "-")
+
+            lines.append(f"| {g} | {p} | {len(sel)} | {pair('gt_psnr_model')} | {pair('gt_psnr_photos')} | "
+                         f"{pair('gt_psnr_source')} | {np.mean([r['photo_bake_seconds'] for r in sel]):.1f} |")
     return "\n".join(lines) + "\n"
 
 
