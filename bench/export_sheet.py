@@ -5,9 +5,10 @@
 
 One row per case (the first ``--synthetic`` synthetic-val objects, then the GT meshes rendered by the
 data engine as in ``bench.export_accuracy``): three input views | for each extraction path, the
-exported GLB shaded (grey, headlight Lambert) and textured (baked base colour, unlit), all outputs
+exported GLB shaded (grey, headlight Lambert), textured with the model's colours and textured from
+the input photos (``export_mesh(..., photos=inputs)``; baked base colour, unlit), all outputs
 from the same novel camera (the second held-out camera of ``bench.export_accuracy``). GLBs named
-``<group>_<name>_<path>.glb`` in ``--glb-dir`` (``bench.export_accuracy --keep DIR`` writes them)
+``<group>_<name>_<path>[_photos].glb`` in ``--glb-dir`` (``bench.export_accuracy --keep DIR`` writes them)
 are reused; missing ones are exported here with the same options.
 """
 
@@ -44,12 +45,12 @@ def _tile(img, cell: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a).resize((cell, cell), Image.LANCZOS))
 
 
-def _glb(group: str, name: str, path: str, inputs, glb_dir: Path, scratch: Path) -> Path:
-    glb = glb_dir / f"{group}_{name}_{path}.glb"
+def _glb(group: str, name: str, path: str, inputs, glb_dir: Path, scratch: Path, photos: bool = False) -> Path:
+    glb = glb_dir / f"{group}_{name}_{path}{'_photos' if photos else ''}.glb"
     if glb.is_file():
         return glb
     out = scratch / glb.name
-    export_mesh(reconstruct_source(inputs, path), out, export_options())
+    export_mesh(reconstruct_source(inputs, path), out, export_options(), photos=inputs if photos else None)
     return out
 
 
@@ -61,7 +62,9 @@ def _row(label: str, group: str, name: str, inputs, paths: list[str], glb_dir: P
         m = load_mesh_file(_glb(group, name, path, inputs, glb_dir, scratch))
         shaded = render_mesh(m.vertices, m.faces, cams, shading="shaded").rgb[0]
         textured = render_mesh(m.vertices, m.faces, cams, uvs=m.uvs, texture=m.texture).rgb[0]
-        tiles += [_tile(shaded, cell), _tile(textured, cell)]
+        q = load_mesh_file(_glb(group, name, path, inputs, glb_dir, scratch, photos=True))
+        photo = render_mesh(q.vertices, q.faces, cams, uvs=q.uvs, texture=q.texture).rgb[0]
+        tiles += [_tile(shaded, cell), _tile(textured, cell), _tile(photo, cell)]
     return label, tiles
 
 
@@ -101,7 +104,7 @@ def main(argv=None) -> None:
     glb_dir, scratch = Path(args.glb_dir), Path(tempfile.mkdtemp(prefix="export_sheet_"))
     rows = []
     t0 = time.perf_counter()
-    for name, inputs, _ in synthetic_items(args.synthetic):
+    for name, inputs, *_ in synthetic_items(args.synthetic):
         rows.append(_row(f"synthetic-val {name} (4 inputs)", "synthetic", name, inputs, paths, glb_dir, scratch, args.cell))
         print(json.dumps({"row": name, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
     for name in gt_names:
@@ -111,7 +114,7 @@ def main(argv=None) -> None:
         print(json.dumps({"row": name, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
     headers = ["input", "input", "input"]
     for path in paths:
-        headers += [f"{path}: shaded", f"{path}: textured"]
+        headers += [f"{path}: shaded", f"{path}: model colours", f"{path}: photo colours"]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp.png")

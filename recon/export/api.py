@@ -7,6 +7,7 @@ Stages: extract (Gaussians only: render + TSDF) -> clean -> decimate to the face
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -74,9 +75,12 @@ def _lod_path(path: Path, level: int) -> Path:
     return path.with_name(f"{name[:-cut]}_lod{level}{name[-cut:]}")
 
 
-def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportOptions | None = None,
-                photos: Views | None = None) -> dict:
+def export_mesh(source: Mesh | Gaussians, path: str | Path | Sequence[str | Path],
+                options: MeshExportOptions | None = None, photos: Views | None = None) -> dict:
     """Write ``source`` as a game-ready mesh file at ``path``; the format follows the suffix.
+
+    ``path`` may also be a list of paths (e.g. ``["mesh.glb", "mesh.obj.zip"]``): the surface,
+    clean-up, decimation, UVs and texture are made once and written in every format.
 
     ``source``: a ``Mesh`` (vertices [V,3] source units, faces [F,3], optional vertex_colors [V,3]
     in [0,1]) or ``Gaussians`` (activated, world frame; surfaced by render + TSDF fusion). Output:
@@ -103,9 +107,12 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
         >>> export_mesh(Mesh(v, f), out, MeshExportOptions(faces=4, texture_size=64))["faces"]
         4
     """
-    path = Path(path)
+    many = not isinstance(path, (str, Path))
+    paths = [Path(p) for p in path] if many else [Path(path)]
+    if not paths:
+        raise ReconError("no mesh file to write")
     o = options or MeshExportOptions()
-    fmt = _format(path)
+    fmts = [_format(p) for p in paths]
     if o.faces < 4:
         raise ReconError(f"the face budget must be at least 4, got {o.faces}")
     seconds: dict[str, float] = {}
@@ -134,16 +141,17 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
     levels = lod_chain(mesh, o.faces, (1.0, *o.lods))
     seconds["decimate"] = time.perf_counter() - t
 
-    textured = fmt in ("glb", "obj") and not o.vertex_colors
+    textured = any(fmt in ("glb", "obj") for fmt in fmts) and not o.vertex_colors
+    colored = any(fmt == "ply" or (fmt in ("glb", "obj") and o.vertex_colors) for fmt in fmts)
     ref_v, _, _ = to_numpy(levels[0])
     _, R, trans = placement(ref_v, o.up, o.scale, o.pivot)  # one placement for all levels
     files, reports, coverage = [], [], None
     seconds["unwrap"] = seconds["bake"] = seconds["write"] = 0.0
     for level, m in enumerate(levels):
         v, f, _ = to_numpy(m)
-        uvs = texture = colors = None
+        uv = texture = colors = None
         level_color_fn = color_fn
-        if photos is not None and fmt != "stl":
+        if photos is not None and (textured or colored):
             t = time.perf_counter()
             level_color_fn = photo_color_fn(photos, v, f, color_fn, o.photo_bake)  # this level is its own occluder
             seconds["bake"] += time.perf_counter() - t
@@ -155,37 +163,44 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path, options: MeshExportO
             texture, cov = bake_texture(uv, level_color_fn, o.texture_size)
             seconds["bake"] += time.perf_counter() - t
             coverage = cov if level == 0 else coverage
-            v, f, uvs = uv.vertices, uv.faces, uv.uvs
-        elif fmt != "stl":
+        if colored:
             colors = np.asarray(level_color_fn(v), np.float64).reshape(-1, 3)
         out_v = o.scale * v @ R.T + trans
         normals = vertex_normals(out_v, f)
+        if uv is not None:  # seam-split copy for the textured formats
+            uv_v = o.scale * uv.vertices @ R.T + trans
+            uv_normals = normals[uv.source_index]
         t = time.perf_counter()
-        target = _lod_path(path, level)
-        if fmt == "glb":
-            write_glb(target, out_v, f, normals, uvs, texture, colors)
-            files.append(str(target))
-        elif fmt == "obj":
-            files.extend(str(p) for p in write_obj(target, out_v, f, normals, uvs, texture, colors))
-        elif fmt == "ply":
-            write_ply(target, out_v, f, normals, colors)
-            files.append(str(target))
-        else:
-            write_stl(target, out_v, f)
-            files.append(str(target))
+        for p, fmt in zip(paths, fmts):
+            target = _lod_path(p, level)
+            if fmt in ("glb", "obj") and uv is not None:
+                args = (target, uv_v, uv.faces, uv_normals, uv.uvs, texture, None)
+            else:
+                args = (target, out_v, f, normals, None, None, colors)
+            if fmt == "glb":
+                write_glb(*args)
+                files.append(str(target))
+            elif fmt == "obj":
+                files.extend(str(q) for q in write_obj(*args))
+            elif fmt == "ply":
+                write_ply(target, out_v, f, normals, colors)
+                files.append(str(target))
+            else:
+                write_stl(target, out_v, f)
+                files.append(str(target))
         seconds["write"] += time.perf_counter() - t
-        reports.append({"level": level, "file": str(target), **mesh_report(m)})
+        reports.append({"level": level, "file": str(_lod_path(paths[0], level)), **mesh_report(m)})
     seconds["total"] = time.perf_counter() - t0
     v0 = o.scale * ref_v @ R.T + trans
     return {
-        "format": fmt,
+        "format": fmts if many else fmts[0],
         "files": files,
         "faces": reports[0]["faces"],
         "vertices": reports[0]["vertices"],
         "face_budget": o.faces,
         "texture_size": o.texture_size if textured else None,
         "uv_coverage": coverage,
-        "colors_from": ("photos" if photos is not None else "source") if fmt != "stl" else None,
+        "colors_from": ("photos" if photos is not None else "source") if textured or colored else None,
         "topology": {"cleaned": cleaned, "levels": reports},
         "bbox_min": v0.min(0).tolist(),
         "bbox_max": v0.max(0).tolist(),

@@ -105,13 +105,14 @@ class ReconstructResult:
             up = snapped
         return tuple(float(v) for v in up)
 
-    def export_mesh(self, path: str | Path, options=None) -> dict:
-        """Write a game-ready mesh (``recon.export``): +Y up from ``up_direction``; returns its report."""
+    def export_mesh(self, path, options=None) -> dict:
+        """Write a game-ready mesh (``recon.export.export_mesh``; ``path`` one path or a list, one per
+        format): +Y up from ``up_direction``, texture from ``photos`` when kept; returns its report."""
         from recon.export import MeshExportOptions, export_mesh
 
         opts = options if options is not None else MeshExportOptions()
         opts = dataclasses.replace(opts, up=self.up_direction())
-        return export_mesh(self.mesh_source(), Path(path), opts, photos=self.photos)
+        return export_mesh(self.mesh_source(), path, opts, photos=self.photos)
 
     def save(self, out_dir: str | Path, formats: tuple[str, ...] | list[str] = ("ply",), mesh_options=None) -> list[Path]:
         """Write ``gaussians.ply`` (always), the other ``formats``, ``cameras.json`` and ``report.json``
@@ -134,12 +135,14 @@ class ReconstructResult:
         if "splat" in formats:
             written.append(out / "gaussians.splat")
             write_splat(written[-1], self.gaussians)
-        for fmt in formats:
-            if fmt in MESH_FILES:
-                rep = self.export_mesh(out / MESH_FILES[fmt], mesh_options)
-                written.extend(Path(f) for f in rep["files"])
-                self.report.setdefault("meshes", {})[fmt] = {k: rep[k] for k in ("faces", "vertices", "texture_size", "colors_from", "topology")
-                                                             if k in rep}
+        mesh_formats = [fmt for fmt in MESH_FILES if fmt in formats]
+        if mesh_formats:  # one surface, clean-up, UV layout and texture for every mesh format
+            rep = self.export_mesh([out / MESH_FILES[fmt] for fmt in mesh_formats], mesh_options)
+            written.extend(Path(f) for f in rep["files"])
+            for fmt in mesh_formats:
+                self.report.setdefault("meshes", {})[fmt] = {k: rep[k] for k in ("faces", "vertices", "texture_size",
+                                                                                 "colors_from", "topology")}
+            self.report.setdefault("timings", {})["mesh_export"] = {k: round(v, 4) for k, v in rep["seconds"].items()}
         written.append(write_cameras_json(out / "cameras.json", self.cameras, files=self.names,
                                           extra={"mode": self.report.get("mode"),
                                                  "pose_method": self.report.get("pose_method")}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,26 @@ def test_triplane_mesh_of_the_reconstructor_exports_in_world_units(tmp_path, glt
     assert abs(len(tm.faces) - 500) <= 25 and report["topology"]["levels"][0]["watertight"]
     world_center = np.array([2.0, -1.0, 0.5])
     assert np.allclose(tm.bounds.mean(0), up_to_y_rotation((0, 0, 1)) @ world_center, atol=0.3)  # pivot "none": world origin kept
+
+
+def test_several_formats_share_one_surface_and_texture(tmp_path):
+    """A list of paths writes every format from one clean-up, decimation, UV layout and bake."""
+    import trimesh
+
+    mesh = icosphere(0.5, subdivisions=4)
+    opts = MeshExportOptions(faces=1000, texture_size=128)
+    paths = [tmp_path / "m.glb", tmp_path / "m.obj.zip", tmp_path / "m.ply", tmp_path / "m.stl"]
+    rep = export_mesh(mesh, paths, opts)
+    assert rep["format"] == ["glb", "obj", "ply", "stl"] and rep["colors_from"] == "source"
+    assert {Path(f).name for f in rep["files"]} == {"m.glb", "m.obj.zip", "m.ply", "m.stl"}
+    single = export_mesh(mesh, tmp_path / "single.glb", opts)
+    glb = trimesh.load(paths[0], force="mesh")
+    one = trimesh.load(tmp_path / "single.glb", force="mesh")
+    # the same mesh and texture as a GLB exported alone
+    assert np.allclose(np.sort(glb.vertices, axis=0), np.sort(one.vertices, axis=0), atol=1e-5)
+    assert np.array_equal(np.asarray(glb.visual.material.baseColorTexture), np.asarray(one.visual.material.baseColorTexture))
+    ply, stl = trimesh.load(paths[2]), trimesh.load(paths[3])
+    assert len(ply.faces) == len(stl.faces) == len(glb.faces) == single["faces"]
+    assert ply.is_watertight and stl.is_watertight
+    with zipfile.ZipFile(paths[1]) as z:
+        assert {Path(n).suffix for n in z.namelist()} == {".obj", ".mtl", ".png"}
