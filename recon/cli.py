@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--scale", type=float, default=1.0, help="metres per source unit")
     x.add_argument("--pivot", default="bottom_center", choices=["bottom_center", "center", "none"])
     x.add_argument("--vertex-colors", action="store_true", help="per-vertex colours instead of a texture")
+    x.add_argument("--photos", type=Path, default=None, metavar="PATH",
+                   help="the run's input photos (files or a folder, named as in cameras.json): texture projected "
+                   "from them instead of the Gaussians' colours")
 
     b = sub.add_parser(
         "batch",
@@ -308,7 +311,8 @@ def _run(args: argparse.Namespace) -> int:
 
         rep = export_from_run(ExportRequest(source=args.source, to=args.to, faces=args.faces,
                                             texture_size=args.texture_size, lods=args.lod, up=args.up,
-                                            scale=args.scale, pivot=args.pivot, vertex_colors=args.vertex_colors))
+                                            scale=args.scale, pivot=args.pivot, vertex_colors=args.vertex_colors,
+                                            photos=args.photos))
         print(f"{rep['faces']} faces, {rep['vertices']} vertices -> {', '.join(str(f) for f in rep['files'])}")
         return EXIT_OK
     if args.command == "batch":

@@ -22,6 +22,34 @@ class ExportRequest:
     scale: float = 1.0
     pivot: str = "bottom_center"
     vertex_colors: bool = False
+    photos: Path | None = None  # image files or a folder of the run's input photos: texture projected from them
+
+
+def load_photos(photos: Path, cameras_json: Path):
+    """The input photos of a run as ``Views``: the images in ``photos`` (files or a folder) named
+    like the frames of ``cameras_json``, in its order and world frame; alpha channels become
+    foreground masks (when every photo has one); cameras are rescaled to the photos' size."""
+    from recon.data.types import Views
+    from recon.io import read_cameras_json
+    from recon.pipeline.inputs import load_images
+    from recon.pipeline.run import _composite
+
+    cset = read_cameras_json(cameras_json)
+    images = {im.name: im for im in load_images(photos, exif_orientation=False)}
+    missing = [n for n in cset.names if n not in images]
+    if missing:
+        raise ReconError(f"--photos {photos}: no image named {missing[0]} (of {len(cset.names)} in {cameras_json.name}, "
+                         f"{len(missing)} missing)")
+    picked = [images[n] for n in cset.names]
+    sizes = {im.size for im in picked}
+    if len(sizes) != 1:
+        raise ReconError(f"--photos {photos}: the photos must share one size, got {sorted(sizes)}")
+    (W, H), = sizes
+    cams = cset.cameras if (cset.cameras.width, cset.cameras.height) == (W, H) else cset.cameras.resize(W, H)
+    masks = None
+    if all(im.alpha is not None for im in picked):
+        masks = torch.stack([torch.as_tensor(im.alpha).float() for im in picked])[..., None]
+    return Views(torch.stack([_composite(im) for im in picked]), cams, masks=masks, names=list(cset.names))
 
 
 def _parse_floats(text: str, n: int | None, what: str) -> tuple[float, ...]:
@@ -67,10 +95,17 @@ def export_from_run(req: ExportRequest) -> dict:
             up = tuple(float(a) for a in v / v.norm().clamp_min(1e-12))
     if sum(a * a for a in up) < 1e-12:
         raise ReconError("--up must not be the zero vector")
+    photos = None
+    if req.photos is not None:
+        if not (ply.parent / "cameras.json").is_file():
+            raise ReconError(f"--photos needs the run's cameras.json next to {ply.name}")
+        if not Path(req.photos).exists():
+            raise ReconError(f"--photos {req.photos}: no such file or folder")
+        photos = load_photos(Path(req.photos), ply.parent / "cameras.json")
     g = read_gaussians(ply)
     if len(g) == 0:
         raise ReconError(f"{ply}: holds no Gaussians")
     opts = MeshExportOptions(faces=req.faces, texture_size=req.texture_size, vertex_colors=req.vertex_colors,
                              lods=lods, up=up, scale=req.scale, pivot=req.pivot)
     with torch.no_grad():
-        return export_mesh(g, req.to, opts)
+        return export_mesh(g, req.to, opts, photos=photos)

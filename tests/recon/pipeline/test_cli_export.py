@@ -33,8 +33,16 @@ def test_export_run_dir_to_glb(run_dir, tmp_path, capsys):
     (["--to", "{tmp}/missing/x.glb"], "output folder does not exist"),
     (["--to", "{tmp}/x.glb", "--lod", "2"], "--lod: fractions must be in (0, 1)"),
     (["--to", "{tmp}/x.glb", "--up", "0,1"], "--up: expected 3 numbers"),
+    (["--to", "{tmp}/x.glb", "--photos", "{tmp}/nowhere"], "--photos"),
+    (["--to", "{tmp}/x.glb", "--photos", "{tmp}/empty"], "no images in this folder"),
+    (["--to", "{tmp}/x.glb", "--photos", "{tmp}/others"], "no image named view_00.png"),
 ])
 def test_export_bad_input(run_dir, tmp_path, capsys, args, message):
+    from PIL import Image
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "others").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "others" / "other.png")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     code = main(["export", str(run_dir), *args])
     err = capsys.readouterr().err
@@ -45,3 +53,14 @@ def test_export_bad_input(run_dir, tmp_path, capsys, args, message):
 def test_export_missing_source(tmp_path, capsys):
     code = main(["export", str(tmp_path / "nope"), "--to", str(tmp_path / "m.glb")])
     assert code == 2 and "no such file or folder" in capsys.readouterr().err
+
+
+def test_export_with_the_input_photos(run_dir, tmp_path):
+    """--photos projects the run's input photos (matched to cameras.json by name) onto the mesh."""
+    from recon.pipeline.export_cmd import ExportRequest, export_from_run, load_photos
+
+    photos = load_photos(EXAMPLES / "toy_posed", run_dir / "cameras.json")
+    assert photos.images.shape == (4, 256, 256, 3) and photos.names == [f"view_0{i}.png" for i in range(4)]
+    rep = export_from_run(ExportRequest(source=run_dir, to=tmp_path / "p.glb", faces=800, texture_size=128,
+                                        photos=EXAMPLES / "toy_posed"))
+    assert rep["colors_from"] == "photos" and (tmp_path / "p.glb").is_file()
