@@ -68,14 +68,10 @@ def _source(checkpoint: Path, views: int, tmp: Path) -> dict:
 
 def _photos(views: list[int]):
     """The input photos of the reconstruction (800x800, alpha as masks), as the pipeline keeps them."""
-    import torch
-
-    from recon.data.types import Views
-    from recon.pipeline.run import ReconstructOptions, _composite, _load_posed
+    from recon.pipeline.run import ReconstructOptions, _load_posed, views_from_images
 
     images, cams = _load_posed([LEGO], ReconstructOptions(mode="posed", views=views), [])
-    masks = torch.stack([torch.as_tensor(im.alpha).float() for im in images])[..., None]
-    return Views(torch.stack([_composite(im) for im in images]), cams, masks=masks)
+    return views_from_images(images, cams)
 
 
 def _case(tmp: Path, source: str, depth_source: str | None, texture: int, up: list[float],

@@ -29,10 +29,9 @@ def load_photos(photos: Path, cameras_json: Path):
     """The input photos of a run as ``Views``: the images in ``photos`` (files or a folder) named
     like the frames of ``cameras_json``, in its order and world frame; alpha channels become
     foreground masks (when every photo has one); cameras are rescaled to the photos' size."""
-    from recon.data.types import Views
     from recon.io import read_cameras_json
     from recon.pipeline.inputs import load_images
-    from recon.pipeline.run import _composite
+    from recon.pipeline.run import views_from_images
 
     cset = read_cameras_json(cameras_json)
     images = {im.name: im for im in load_images(photos, exif_orientation=False)}
@@ -46,10 +45,7 @@ def load_photos(photos: Path, cameras_json: Path):
         raise ReconError(f"--photos {photos}: the photos must share one size, got {sorted(sizes)}")
     (W, H), = sizes
     cams = cset.cameras if (cset.cameras.width, cset.cameras.height) == (W, H) else cset.cameras.resize(W, H)
-    masks = None
-    if all(im.alpha is not None for im in picked):
-        masks = torch.stack([torch.as_tensor(im.alpha).float() for im in picked])[..., None]
-    return Views(torch.stack([_composite(im) for im in picked]), cams, masks=masks, names=list(cset.names))
+    return views_from_images(picked, cams, cset.names)
 
 
 def _parse_floats(text: str, n: int | None, what: str) -> tuple[float, ...]:

@@ -191,6 +191,16 @@ def _composite(img) -> torch.Tensor:
     return rgb if img.alpha is None else composite_over(rgb, torch.as_tensor(img.alpha).float())
 
 
+def views_from_images(images, cameras: Cameras, names: list[str] | None = None) -> Views:
+    """``Views`` of loaded images: colour composited over white, alpha channels as foreground masks
+    when every image has one (the photo texture bake uses them)."""
+    masks = None
+    if all(im.alpha is not None for im in images):
+        masks = torch.stack([torch.as_tensor(im.alpha).float() for im in images])[..., None]
+    return Views(torch.stack([_composite(im) for im in images]), cameras, masks=masks,
+                 names=list(names) if names is not None else [im.name for im in images])
+
+
 def _load_posed(inputs: list[Path], opts: ReconstructOptions, warnings: list[str]):
     """Images and cameras for posed input: a dataset folder as the only input, or ``--cameras``."""
     from recon.io import read_cameras
@@ -296,10 +306,7 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
     if mode == "posed":
         report["pose_method"] = "given"
         report["pose_reason"] = f"cameras from {opts.cameras or paths[0]}"
-        masks = None
-        if all(im.alpha is not None for im in images):  # foreground masks for the photo texture bake
-            masks = torch.stack([torch.as_tensor(im.alpha).float() for im in images])[..., None]
-        views = Views(torch.stack([_composite(im) for im in images]), cams, masks=masks, names=names)
+        views = views_from_images(images, cams, names)
     elif mode == "single":
         from recon.pipeline.preprocess import foreground_mask, recentre_crop
 
