@@ -2,8 +2,10 @@
 
     python -m bench.baselines [--synthetic-limit 10] [--force]
 
-Each (protocol, method) run writes ``bench/results/baselines/<protocol>__<method>.json`` and a
-grid PNG; finished runs are skipped unless ``--force`` (so an interrupted table resumes). The
+Each (protocol, method) run writes ``bench/results/baselines/<protocol>__<method>.json`` (after
+every item) and a grid PNG. Items already in that JSON are kept and only the rest are run, so an
+interrupted table resumes and a larger ``--synthetic-limit`` only adds items; ``--force`` starts
+every run afresh. The
 markdown table ``docs/baselines.md`` is rebuilt from whatever JSON files exist. The grid PNGs are
 not committed (git-ignored): they show the evaluation data's ground-truth images, whose licences
 forbid copying them into the repo.
@@ -30,12 +32,10 @@ def run_all(synthetic_limit: int | None, force: bool, methods=METHODS, protocols
     for protocol in protocols:
         for method in methods:
             out = RESULTS / f"{protocol}__{method}.json"
-            if out.exists() and not force:
-                continue
             limit = synthetic_limit if protocol in SYNTHETIC else None
             print(f"== {protocol} / {method} (limit {limit})", flush=True)
             run_eval(EvalRequest(protocol, method, json_path=out, grid_path=out.with_suffix(".png"), limit=limit,
-                                 device="cpu"), progress=lambda line: print("  " + line, flush=True))
+                                 device="cpu", resume=not force), progress=lambda line: print("  " + line, flush=True))
 
 
 def write_table() -> str:
@@ -43,7 +43,8 @@ def write_table() -> str:
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
         m = r["means"]
-        rows.append((r["protocol"]["name"], r["method"]["name"], m["items"], r["full_protocol"], m.get("psnr"),
+        rows.append((r["protocol"]["name"], r["method"]["name"], m["items"],
+                     r["full_protocol"] and r.get("complete", True), m.get("psnr"),
                      m.get("psnr_fg"), m.get("ssim"), m.get("depth_abs_rel"), m.get("seconds_wall")))
     order = {p: i for i, p in enumerate(REAL + SYNTHETIC)}
     rows.sort(key=lambda r: (order.get(r[0], 99), METHODS.index(r[1]) if r[1] in METHODS else 99))

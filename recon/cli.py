@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--checkpoint", type=Path, default=None,
                    help="checkpoint folder for the model methods (default: checkpoints/default)")
+    e.add_argument("--resume", action="store_true",
+                   help="keep the items already in --json (an interrupted or shorter run of the same protocol "
+                   "and method) and evaluate only the rest")
 
     c = sub.add_parser(
         "reconstruct",
@@ -278,6 +281,7 @@ def _run(args: argparse.Namespace) -> int:
             limit=args.limit,
             device=args.device,
             checkpoint=args.checkpoint,
+            resume=args.resume,
         )
         results = run_eval(request, progress=lambda line: print(line, file=sys.stderr))
         print(summary_table(results))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from recon.errors import ReconError
 from recon.eval.protocol_base import ProtocolOverrides
 from recon.eval.protocols import get_protocols
 from recon.eval.registry import DEFAULT_METHOD, make_method
-from recon.eval.runner import resolve_device, run_protocol
+from recon.eval.runner import resolve_device, reusable_items, run_protocol
 
 SUMMARY_KEYS = ("psnr", "ssim", "psnr_fg", "depth_abs_rel", "depth_rmse", "depth_coverage",
                 "mesh_chamfer_l1", "mesh_fscore", "seconds_wall")
@@ -25,6 +27,7 @@ class EvalRequest:
     limit: int | None = None
     device: str = "auto"
     checkpoint: Path | None = None  # model methods only; default checkpoints/default
+    resume: bool = False  # keep the items already in json_path (same protocol and method), run the rest
 
 
 def _per_protocol(path: Path | None, name: str, several: bool) -> Path | None:
@@ -44,13 +47,33 @@ def run_eval(req: EvalRequest, progress: Callable[[str], None] | None = None) ->
     device = resolve_device(req.device)
     for p in protocols:
         p.check()
-    method = make_method(req.method, req.checkpoint)
     several = len(protocols) > 1
+    if req.resume and req.json_path is None:
+        raise ReconError("--resume needs --json: the results file to go on from")
+    earlier = {p.name: read_earlier(_per_protocol(req.json_path, p.name, several)) if req.resume else None
+               for p in protocols}
+    method = make_method(req.method, req.checkpoint)
+    for p in protocols:  # a mismatch is reported before anything runs
+        if earlier[p.name] is not None:
+            reusable_items(earlier[p.name], p, method, device)
     return [
         run_protocol(p, method, _per_protocol(req.json_path, p.name, several), _per_protocol(req.grid_path, p.name, several),
-                     device=device, progress=progress)
+                     device=device, progress=progress, resume=earlier[p.name])
         for p in protocols
     ]
+
+
+def read_earlier(path: Path) -> dict | None:
+    """An earlier results JSON to resume from; None when there is none yet (a fresh start)."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReconError(f"--resume: cannot read {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ReconError(f"--resume: {path} is not a results file")
+    return data
 
 
 def summary_table(results: list[dict]) -> str:

@@ -102,7 +102,8 @@ class EvalProtocol:
     def num_items(self) -> int:
         raise NotImplementedError
 
-    def _items(self) -> Iterator[EvalItem]:
+    def _items(self, skip: frozenset[str]) -> Iterator[EvalItem]:
+        """Every item in order; items whose id is in ``skip`` need not be built (any placeholder)."""
         raise NotImplementedError
 
     # ---- shared -------------------------------------------------------------------------------
@@ -123,15 +124,22 @@ class EvalProtocol:
             raise ReconError(f"protocol {self.name}: data folder {root} not found (pass --data DIR holding {self.data_subdir}/)")
         return self
 
-    def items(self, limit: int | None = None) -> Iterator[EvalItem]:
-        """Yield ``EvalItem(item_id, inputs, targets, extras)`` lazily, at most ``limit`` (or the override's)."""
+    def items(self, limit: int | None = None, skip: frozenset[str] = frozenset()) -> Iterator[EvalItem]:
+        """Yield ``EvalItem(item_id, inputs, targets, extras)`` lazily, at most ``limit`` (or the override's).
+
+        Items whose id is in ``skip`` (already evaluated, when a run resumes) keep their place in the
+        order and count towards the limit, but come as ``EvalItem(item_id, None, None, {})``: the
+        protocol does not generate or load them where it can avoid it.
+        """
         self.check()
         limits = [v for v in (limit, self.overrides.limit) if v is not None]
         n = min([self.num_items(), *limits])
-        for i, item in enumerate(self._items()):
-            if i >= n:
+        if n < 1:
+            return
+        for i, item in enumerate(self._items(frozenset(skip))):
+            yield EvalItem(item.item_id, None, None, {}) if item.item_id in skip else item
+            if i + 1 >= n:  # stop before the generator builds one item too many
                 return
-            yield item
 
     def __repr__(self) -> str:
         extra = f", overrides={self.overrides}" if self.overrides.active else ""

@@ -124,7 +124,10 @@ def protocols_markdown() -> str:
     lines += [
         "",
         "Means are over items (each item's mean over its target views first). Results with `--limit` or",
-        "other overrides record them under `overrides` and `full_protocol: false` in the JSON.",
+        "other overrides record them under `overrides` and `full_protocol: false` in the JSON (a limit",
+        "that covers every item is no override). The JSON is rewritten after every item (`complete: false`",
+        "until the last); `--resume` keeps the items already in `--json` from an interrupted or shorter",
+        "run of the same protocol, method, size and device, and evaluates only the rest (`resumed_items`).",
         "",
     ]
     seen = set()

@@ -83,7 +83,7 @@ class LegoSparse(EvalProtocol):
         return Views(torch.stack(rgbs), cams.cameras.resize(width, height), masks=torch.stack(alphas),
                      names=[f"{split}/{p.name}" for p in cams.image_paths])
 
-    def _items(self) -> Iterator[EvalItem]:
+    def _items(self, skip: frozenset[str] = frozenset()) -> Iterator[EvalItem]:  # one item: always built
         stored = tuple(Path(n).stem for n in read_cameras(self.root / self.test_file).names)
         if stored != LEGO_TARGETS:
             raise ReconError(f"{self.root / self.test_file}: expected test views {list(LEGO_TARGETS)}, found {list(stored)}")
@@ -163,7 +163,7 @@ class FoxSparse(EvalProtocol):
         ]
         return Views(torch.stack(rgbs), cams.cameras.resize(width, height), names=[p.name for p in cams.image_paths])
 
-    def _items(self) -> Iterator[EvalItem]:
+    def _items(self, skip: frozenset[str] = frozenset()) -> Iterator[EvalItem]:  # one item: always built
         yield EvalItem("fox", self.load_views(FOX_INPUTS), self.load_views(FOX_TARGETS), {})
 
 

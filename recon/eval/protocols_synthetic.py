@@ -73,12 +73,15 @@ class SyntheticVal(EvalProtocol):
     def num_items(self) -> int:
         return self.count
 
-    def _items(self) -> Iterator[EvalItem]:
+    def _items(self, skip: frozenset[str] = frozenset()) -> Iterator[EvalItem]:
         try:
             from recon.data.procedural.item import make_item
         except ImportError as e:
             raise ReconError(f"protocol {self.name} needs the procedural engine (recon.data.procedural): {e}") from None
         for seed in self.seeds():
+            if f"seed-{seed}" in skip:  # rendering an item takes seconds: skip it
+                yield EvalItem(f"seed-{seed}", None, None, {})
+                continue
             item = make_item(seed, n_inputs=N_INPUTS, n_targets=N_TARGETS, size=self.size, scene=self.scene, sdf_samples=0)
             full = item.inputs
             inputs = Views(full.images, full.cameras, masks=None if self.scene else full.masks, names=list(full.names))

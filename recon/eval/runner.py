@@ -3,17 +3,19 @@
 ``run_protocol`` returns (and optionally writes as JSON) a result of this shape::
 
     {"format": "recon-eval/1", "protocol": {definition}, "method": {"name", "oracle"},
-     "full_protocol": bool, "overrides": {"limit", "size_scale"},
+     "full_protocol": bool, "complete": bool, "overrides": {"limit", "size_scale"},
      "items": [{"id", "seconds_wall", "seconds_method", "seconds_render", "gaussians",
                 "views": [{"name", "psnr", "ssim", ...}], "mean": {...}, "mesh": {...} | null,
                 "info": {...}}],
      "means": {"psnr", "ssim", ..., "seconds_wall", "seconds_method", "items"},
-     "machine": {...}, "started_utc", "seconds_total"}
+     "resumed_items": int, "machine": {...}, "started_utc", "seconds_total"}
 
 Means: each item's views are averaged first, then items are averaged (every item counts the
 same); undefined values (``nan``, e.g. depth error with no covered pixel) are skipped, and are
 written to JSON as ``null``. ``seconds_wall`` is the runner's clock around ``reconstruct``;
-``seconds_method`` is what the method itself reported.
+``seconds_method`` is what the method itself reported. ``complete`` is false while a run is under
+way (the JSON is rewritten after every item); ``resumed_items`` counts items kept from an earlier
+run of the same protocol and method, whose ``started_utc`` and ``seconds_total`` are not carried.
 """
 
 from __future__ import annotations
@@ -111,82 +113,157 @@ def align_unposed(rec: Reconstruction, inputs) -> tuple[Reconstruction, dict]:
     return Reconstruction(g, rec.mesh, rec.seconds, rec.info), pose
 
 
+def reusable_items(previous: dict, protocol: EvalProtocol, method: Method, device: torch.device) -> dict[str, dict]:
+    """Items of an earlier result of the same run, by id, for ``run_protocol(..., resume=...)``.
+
+    The earlier result must be for the same protocol definition, method, image size and device type;
+    anything else is a one-line ``ReconError`` (mixing them would make the means meaningless).
+    """
+    if previous.get("format") != FORMAT:
+        raise ReconError(f"cannot resume: the earlier result is not {FORMAT}")
+    checks = (
+        ("protocol", previous.get("protocol"), _finite(protocol.definition())),
+        ("method", (previous.get("method") or {}).get("name"), method.name),
+        ("size_scale", (previous.get("overrides") or {}).get("size_scale"), protocol.overrides.size_scale),
+        ("device", (previous.get("machine") or {}).get("device", "").split(":")[0], device.type),
+    )
+    for what, was, now in checks:
+        if json.loads(json.dumps(was)) != json.loads(json.dumps(now)):
+            name = was.get("name") if isinstance(was, dict) else was
+            raise ReconError(f"cannot resume: the earlier result has a different {what} ({name})")
+    return {it["id"]: it for it in previous.get("items", [])}
+
+
 def run_protocol(
     protocol: EvalProtocol,
     method: Method,
-    out_json: Path | None = None,  # results JSON (written atomically), or None
+    out_json: Path | None = None,  # results JSON (written atomically, after every item), or None
     out_grid: Path | None = None,  # GT | prediction | error PNG, or None
     limit: int | None = None,  # evaluate only the first N items (recorded as an override)
     device: str | torch.device = "cpu",
     progress: Callable[[str], None] | None = None,  # called with one line per item
+    resume: dict | None = None,  # an earlier (possibly interrupted) result: its items are kept, not re-run
 ) -> dict:
-    """Evaluate ``method`` on every item of ``protocol``; return the results dict (module docstring)."""
+    """Evaluate ``method`` on every item of ``protocol``; return the results dict (module docstring).
+
+    With ``out_json`` the file is rewritten after every item (``"complete": false`` until the last),
+    so an interrupted run loses at most one item and can go on with ``resume=`` that file's dict.
+    """
     device = resolve_device(device)
-    overrides = ProtocolOverrides(
-        limit=min([v for v in (limit, protocol.overrides.limit) if v is not None], default=None),
-        size_scale=protocol.overrides.size_scale,
-    )
+    limit = min([v for v in (limit, protocol.overrides.limit) if v is not None], default=None)
+    if limit is not None and limit >= protocol.num_items():
+        limit = None  # a limit that covers every item is the full protocol
+    overrides = ProtocolOverrides(limit=limit, size_scale=protocol.overrides.size_scale)
     oracle = bool(getattr(method, "uses_ground_truth_depth", False))
-    settings = protocol.metrics
+    previous = {} if resume is None else reusable_items(resume, protocol, method, device)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t_total = time.perf_counter()
-    items, grid_rows = [], []
-    for index, (item_id, inputs, targets, extras) in enumerate(protocol.items(overrides.limit)):
+    items, grid_rows, reused = [], [], 0
+
+    def result(complete: bool) -> dict:
+        return _finite({
+            "format": FORMAT,
+            "protocol": protocol.definition(),
+            "method": {"name": method.name, "oracle": oracle},
+            "full_protocol": not overrides.active,
+            "complete": complete,
+            "overrides": overrides.as_dict(),
+            "items": items,
+            "means": summarize(items),
+            "resumed_items": reused,
+            "machine": machine_info(device),
+            "started_utc": started,
+            "seconds_total": time.perf_counter() - t_total,
+        })
+
+    for index, (item_id, inputs, targets, extras) in enumerate(protocol.items(overrides.limit, frozenset(previous))):
+        if item_id in previous:
+            items.append(previous[item_id])
+            reused += 1
+            if progress is not None:
+                progress(f"{protocol.name} [{index + 1}] {item_id}: kept from the earlier run")
+            continue
         if oracle:
             if extras.get("oracle_inputs") is None:
                 raise ReconError(f"method {method.name} needs ground-truth input depth, which protocol {protocol.name} does not have")
             inputs = extras["oracle_inputs"]
-        inputs = inputs.to(device)
-        t0 = time.perf_counter()
-        rec = method.reconstruct(inputs)
-        seconds_wall = time.perf_counter() - t0
-        pose = None
-        if getattr(method, "unposed", False):
-            rec, pose = align_unposed(rec, inputs)
-        gaussians = rec.gaussians.detach().to(device)
-
-        t0 = time.perf_counter()
-        views = []
-        for v in range(len(targets)):
-            with torch.no_grad():
-                out = render(gaussians, targets.cameras[[v]].to(device), background=protocol.background)
-            pred, gt = out.rgb[0].float().cpu(), targets.images[v].float().cpu()
-            row = {"name": targets.names[v], "psnr": psnr(pred, gt),
-                   "ssim": ssim(pred, gt, settings.ssim_window, settings.ssim_padding)}
-            if settings.psnr_foreground and targets.masks is not None:
-                row["psnr_fg"] = psnr(pred, gt, targets.masks[v].cpu())
-            if settings.depth and targets.depth_z is not None:
-                row.update(depth_errors(out.depth[0].cpu(), out.alpha[0].cpu(), targets.depth_z[v].cpu(),
-                                        settings.depth_alpha_min))
-            views.append(row)
-            if index < GRID_ITEMS and len(grid_rows) < GRID_MAX_ROWS and out_grid is not None:
-                grid_rows.append(GridRow(f"{item_id} / {targets.names[v]}   PSNR {row['psnr']:.2f}", gt, pred))
-        seconds_render = time.perf_counter() - t0
-
-        mesh = None
-        if settings.mesh and rec.mesh is not None and "gt_mesh" in extras:
-            seed = int(extras.get("seed", 0)) % (2**31)
-            mesh = mesh_metrics(rec.mesh, extras["gt_mesh"](), settings.mesh_samples, settings.fscore_tau_rel, seed=seed)
-        item_mean = mean_metrics(views)
-        if pose is not None:
-            item_mean.update(pose)
-        items.append({
-            "id": item_id,
-            "seconds_wall": seconds_wall,
-            "seconds_method": float(rec.seconds),
-            "seconds_render": seconds_render,
-            "gaussians": len(rec.gaussians),
-            "views": views,
-            "mean": item_mean,
-            "mesh": mesh,
-            "info": rec.info,
-        })
+        rows = grid_rows if (index < GRID_ITEMS and out_grid is not None) else None
+        item = evaluate_item(protocol, method, item_id, inputs, targets, extras, device, rows)
+        items.append(item)
+        if out_json is not None:
+            write_json(Path(out_json), result(complete=False))
         if progress is not None:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in item_mean.items() if v is not None and k in ("psnr", "ssim"))
-            progress(f"{protocol.name} [{index + 1}] {item_id}: {shown}, {seconds_wall:.1f} s")
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in item["mean"].items() if v is not None and k in ("psnr", "ssim"))
+            progress(f"{protocol.name} [{index + 1}] {item_id}: {shown}, {item['seconds_wall']:.1f} s")
     if not items:
         raise ReconError(f"protocol {protocol.name} yielded no items")
 
+    final = result(complete=True)
+    if out_json is not None:
+        write_json(Path(out_json), final)
+    if out_grid is not None and grid_rows:
+        write_grid(Path(out_grid), grid_rows[:GRID_MAX_ROWS])
+    return final
+
+
+def evaluate_item(protocol: EvalProtocol, method: Method, item_id: str, inputs, targets, extras: dict,
+                  device: torch.device, grid_rows: list[GridRow] | None = None) -> dict:
+    """Reconstruct one item, render and score its targets; return its result row (module docstring).
+
+    ``grid_rows``: when given, a ``GridRow`` per target view is appended to it.
+    """
+    settings = protocol.metrics
+    inputs = inputs.to(device)
+    t0 = time.perf_counter()
+    rec = method.reconstruct(inputs)
+    seconds_wall = time.perf_counter() - t0
+    pose = None
+    if getattr(method, "unposed", False):
+        rec, pose = align_unposed(rec, inputs)
+    gaussians = rec.gaussians.detach().to(device)
+
+    t0 = time.perf_counter()
+    views = []
+    for v in range(len(targets)):
+        with torch.no_grad():
+            out = render(gaussians, targets.cameras[[v]].to(device), background=protocol.background)
+        pred, gt = out.rgb[0].float().cpu(), targets.images[v].float().cpu()
+        row = {"name": targets.names[v], "psnr": psnr(pred, gt),
+               "ssim": ssim(pred, gt, settings.ssim_window, settings.ssim_padding)}
+        if settings.psnr_foreground and targets.masks is not None:
+            row["psnr_fg"] = psnr(pred, gt, targets.masks[v].cpu())
+        if settings.depth and targets.depth_z is not None:
+            row.update(depth_errors(out.depth[0].cpu(), out.alpha[0].cpu(), targets.depth_z[v].cpu(),
+                                    settings.depth_alpha_min))
+        views.append(row)
+        if grid_rows is not None:
+            grid_rows.append(GridRow(f"{item_id} / {targets.names[v]}   PSNR {row['psnr']:.2f}", gt, pred))
+    seconds_render = time.perf_counter() - t0
+
+    mesh = None
+    if settings.mesh and rec.mesh is not None and "gt_mesh" in extras:
+        seed = int(extras.get("seed", 0)) % (2**31)
+        mesh = mesh_metrics(rec.mesh, extras["gt_mesh"](), settings.mesh_samples, settings.fscore_tau_rel, seed=seed)
+    item_mean = mean_metrics(views)
+    if pose is not None:
+        item_mean.update(pose)
+    return {
+        "id": item_id,
+        "seconds_wall": seconds_wall,
+        "seconds_method": float(rec.seconds),
+        "seconds_render": seconds_render,
+        "gaussians": len(rec.gaussians),
+        "views": views,
+        "mean": item_mean,
+        "mesh": mesh,
+        "info": rec.info,
+    }
+
+
+def summarize(items: list[dict]) -> dict:
+    """The result's ``means``: per-item means averaged, mesh metrics over items with a mesh, timings."""
+    if not items:
+        return {"items": 0}
     means = mean_metrics([it["mean"] for it in items])
     mesh_rows = [it["mesh"] for it in items if it["mesh"] is not None]
     if mesh_rows:
@@ -194,24 +271,7 @@ def run_protocol(
         means["mesh_items"] = len(mesh_rows)
     means.update(mean_metrics([{k: it[k] for k in ("seconds_wall", "seconds_method", "seconds_render")} for it in items]))
     means["items"] = len(items)
-
-    result = _finite({
-        "format": FORMAT,
-        "protocol": protocol.definition(),
-        "method": {"name": method.name, "oracle": oracle},
-        "full_protocol": not overrides.active,
-        "overrides": overrides.as_dict(),
-        "items": items,
-        "means": means,
-        "machine": machine_info(device),
-        "started_utc": started,
-        "seconds_total": time.perf_counter() - t_total,
-    })
-    if out_json is not None:
-        write_json(Path(out_json), result)
-    if out_grid is not None and grid_rows:
-        write_grid(Path(out_grid), grid_rows)
-    return result
+    return means
 
 
 def write_json(path: Path, data: dict) -> Path:

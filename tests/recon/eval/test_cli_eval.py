@@ -28,6 +28,7 @@ def _run(argv, capsys):
         (["eval", "fox-sparse", "--data", "/nonexistent/eval_data"], "data folder /nonexistent/eval_data/fox_instantngp not found"),
         (["eval", "fox-sparse", "--limit", "0"], "--limit must be at least 1"),
         (["eval"], "the following arguments are required: PROTOCOL"),
+        (["eval", "synthetic-val", "--resume"], "--resume needs --json"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(argv, message, capsys):
@@ -46,8 +47,9 @@ def test_eval_lego_alias_writes_json_grid_and_summary(eval_data, tmp_path, capsy
     for name, row in zip(["lego-sparse-4", "lego-sparse-8"], rows):
         result = json.loads((tmp_path / f"lego-{name}.json").read_text())
         assert result["protocol"]["name"] == name and result["method"]["name"] == "mean-color"
-        assert result["overrides"]["limit"] == 1 and (tmp_path / f"lego-{name}.png").is_file()
-        assert row.split()[:3] == [name, "(partial)", "mean-color"]
+        # lego has one item, so --limit 1 is the full protocol (no override recorded)
+        assert result["overrides"]["limit"] is None and result["full_protocol"] is True
+        assert (tmp_path / f"lego-{name}.png").is_file() and row.split()[:2] == [name, "mean-color"]
         assert f"{result['means']['psnr']:.2f}" in row
     assert len(err.strip().splitlines()) == 2  # one progress line per item
 
@@ -58,3 +60,15 @@ def test_importing_eval_loads_no_baseline_or_engine():
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_resume_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    rc, out, err = _run(["eval", "synthetic-val", "--resume", "--json", bad], capsys)
+    assert rc == 2 and out == "" and err.count("\n") == 1 and f"--resume: cannot read {bad}" in err, err
+    assert bad.read_text() == "{not json"  # nothing lost
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"format": "recon-eval/1", "protocol": {"name": "lego-sparse-4"}, "items": []}))
+    rc, out, err = _run(["eval", "synthetic-val", "--method", "mean-color", "--resume", "--json", earlier], capsys)
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "cannot resume: the earlier result has a different protocol (lego-sparse-4)" in err, err

@@ -33,8 +33,8 @@ from renderer import Cameras, Gaussians, render
 HAS_ENGINE = importlib.util.find_spec("recon.data.procedural.item") is not None
 needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="procedural engine (recon.data.procedural.item) not importable yet")
 
-RESULT_KEYS = {"format", "protocol", "method", "full_protocol", "overrides", "items", "means", "machine",
-               "started_utc", "seconds_total"}
+RESULT_KEYS = {"format", "protocol", "method", "full_protocol", "complete", "overrides", "items", "means",
+               "resumed_items", "machine", "started_utc", "seconds_total"}
 ITEM_KEYS = {"id", "seconds_wall", "seconds_method", "seconds_render", "gaussians", "views", "mean", "mesh", "info"}
 
 
@@ -66,7 +66,7 @@ class _FakeProtocol(EvalProtocol):
     def num_items(self):
         return 2
 
-    def _items(self):
+    def _items(self, skip=frozenset()):
         for k in range(2):
             cams = Cameras.orbit(6, radius=2.5, width=48, height=40, azimuth0_deg=10 * k)
             out = render(_scene(), cams, background=self.background)
@@ -102,6 +102,55 @@ def test_floor_is_worse_and_limit_is_recorded(tmp_path):
     assert res["full_protocol"] is False and res["overrides"] == {"limit": 1, "size_scale": 1.0}
     assert res["means"]["items"] == 1 and 5 < res["means"]["psnr"] < 25 and res["means"]["ssim"] < 0.9
     assert res["items"][0]["mesh"] is None and res["items"][0]["gaussians"] == 1
+
+
+class _Counting:
+    """``_Exact`` that counts its calls and can fail on a given call (an interrupted run)."""
+
+    def __init__(self, name="exact", fail_on=None):
+        self.name, self.fail_on, self.calls = name, fail_on, 0
+
+    def reconstruct(self, inputs):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("interrupted")
+        return _Exact().reconstruct(inputs)
+
+
+def test_interrupted_run_keeps_finished_items_and_resumes(tmp_path):
+    out = tmp_path / "r.json"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_protocol(_FakeProtocol(), _Counting(fail_on=2), out)
+    partial = json.loads(out.read_text())  # written after item 1, before the interruption
+    assert partial["complete"] is False and [it["id"] for it in partial["items"]] == ["fake-0"]
+    assert partial["means"]["items"] == 1
+
+    method = _Counting()
+    res = run_protocol(_FakeProtocol(), method, out, resume=partial)
+    assert method.calls == 1  # only the second item was reconstructed
+    assert res["complete"] is True and res["resumed_items"] == 1 and res["full_protocol"] is True
+    assert [it["id"] for it in res["items"]] == ["fake-0", "fake-1"] and res["items"][0] == partial["items"][0]
+    fresh = run_protocol(_FakeProtocol(), _Counting(), None)
+    for key in ("ssim", "depth_abs_rel", "mesh_fscore", "items"):
+        assert res["means"][key] == pytest.approx(fresh["means"][key], rel=1e-3, abs=1e-4), key
+    assert json.loads(out.read_text())["means"] == res["means"]
+
+    # resuming a finished run runs nothing; a larger limit than the protocol has is the full protocol
+    again = _Counting()
+    assert run_protocol(_FakeProtocol(), again, None, limit=5, resume=res)["resumed_items"] == 2 and again.calls == 0
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    earlier = run_protocol(_FakeProtocol(), _Counting(), None, limit=1)
+    with pytest.raises(ReconError, match=r"cannot resume: the earlier result has a different method \(exact\)"):
+        run_protocol(_FakeProtocol(), _Counting(name="other"), None, resume=earlier)
+    other = _FakeProtocol(overrides=ProtocolOverrides(size_scale=0.5))
+    with pytest.raises(ReconError, match="different size_scale"):
+        run_protocol(other, _Counting(), None, resume=earlier)
+    changed = json.loads(json.dumps(earlier))
+    changed["protocol"]["size"] = [1, 1]
+    with pytest.raises(ReconError, match="different protocol"):
+        run_protocol(_FakeProtocol(), _Counting(), None, resume=changed)
 
 
 def test_mean_color_renders_the_mean_everywhere():
@@ -172,7 +221,8 @@ def _end_to_end(name, data_dir, tmp_path, size_scale):
     res = run_protocol(p, MeanColorMethod(), tmp_path / "r.json", tmp_path / "g.png", limit=1)
     on_disk = json.loads((tmp_path / "r.json").read_text())
     assert set(on_disk) == RESULT_KEYS and on_disk["full_protocol"] is False
-    assert on_disk["overrides"] == {"limit": 1, "size_scale": size_scale}
+    limit = None if p.num_items() == 1 else 1  # a limit that covers every item is no override
+    assert on_disk["overrides"] == {"limit": limit, "size_scale": size_scale} and on_disk["complete"] is True
     assert on_disk["protocol"]["name"] == name and on_disk["means"]["items"] == 1
     assert {"psnr", "ssim"} <= set(on_disk["means"]) and set(on_disk["items"][0]) == ITEM_KEYS
     assert on_disk["machine"]["torch"] == torch.__version__
@@ -194,6 +244,19 @@ def test_synthetic_protocols_end_to_end(name, tmp_path):
     res = _end_to_end(name, None, tmp_path, size_scale=0.25)
     assert len(res["items"][0]["views"]) == 4 and res["items"][0]["id"] == ("seed-10000000" if name == "synthetic-val" else "seed-10500000")
     assert "depth_rmse" in res["means"]
+
+
+@needs_engine
+def test_synthetic_protocol_does_not_build_skipped_items(monkeypatch):
+    import recon.data.procedural.item as item_module
+
+    built = []
+    real = item_module.make_item
+    monkeypatch.setattr(item_module, "make_item", lambda seed, **kw: built.append(seed) or real(seed, **kw))
+    p = get_protocol("synthetic-val", overrides=ProtocolOverrides(size_scale=0.125))
+    first, second = p.items(limit=2, skip=frozenset({"seed-10000000"}))
+    assert first == ("seed-10000000", None, None, {}) and second.item_id == "seed-10000001"
+    assert second.inputs.images.shape == (4, 32, 32, 3) and built == [10000001]
 
 
 @needs_engine
