@@ -3,10 +3,11 @@
     python -m bench.model_table --checkpoint checkpoints/default [--synthetic-limit 50] [--force]
 
 Runs ``recon`` (posed) and ``recon-unposed`` under the protocols, writing
-``bench/results/model/<protocol>__<method>.json`` (finished runs are skipped unless ``--force``), then
+``bench/results/model/<protocol>__<method>.json`` (after every item; items already there are kept and
+only the rest run, so a larger ``--synthetic-limit`` adds items and ``--force`` starts afresh), then
 prints a markdown table that puts each model row beside the baselines of ``bench/results/baselines``
-on the same items. Synthetic baselines were run on their first few seeds only, so the table also
-reports the model's mean over exactly those seeds ("same items" columns).
+on the same items. Where the model and a baseline ran on different numbers of the first seeds, the
+table also reports the longer run's mean over exactly the shorter run's seeds ("same items" rows).
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ def run_all(checkpoint: Path, synthetic_limit: int | None, force: bool) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for protocol, method in RUNS:
         out = RESULTS / f"{protocol}__{method}.json"
-        if out.exists() and not force:
-            continue
         limit = synthetic_limit if protocol in SYNTHETIC else None
         print(f"== {protocol} / {method} (limit {limit})", flush=True)
         run_eval(EvalRequest(protocol, method, json_path=out, grid_path=out.with_suffix(".png"), limit=limit,
-                             device="cpu", checkpoint=checkpoint), progress=lambda line: print("  " + line, flush=True))
+                             device="cpu", checkpoint=checkpoint, resume=not force), progress=lambda line: print("  " + line, flush=True))
+
+
+def _same_seeds(a: dict, b: dict, n: int) -> bool:
+    return [it["id"] for it in a["items"][:n]] == [it["id"] for it in b["items"][:n]]
 
 
 def _mean_over(result: dict, key: str, n: int | None) -> float | None:
@@ -80,10 +83,12 @@ def table() -> str:
             partial = "" if r["full_protocol"] else " (first seeds)"
             lines.append(f"| {protocol}{partial} | **{method}** | {m['items']} | {fmt(m.get('psnr'))} | "
                          f"{fmt(m.get('ssim'), 3)} | {fmt(m.get('seconds_method'))} | {'; '.join(other)} |")
-            if n_base and n_base < m["items"] and method == "recon":
+            if n_base and n_base < m["items"] and method == "recon" and all(
+                    _same_seeds(r, b, n_base) for b in base.values() if b):
                 lines.append(f"| {protocol} (first {n_base}) | **{method}**, same items as baselines | {n_base} | "
                              f"{fmt(_mean_over(r, 'psnr', n_base))} | {fmt(_mean_over(r, 'ssim', n_base), 3)} | "
                              f"{fmt(_item_seconds(r, n_base))} | |")
+        model = _load(RESULTS / f"{protocol}__recon.json")
         for name, b in base.items():
             if b is None:
                 continue
@@ -91,6 +96,11 @@ def table() -> str:
             partial = "" if b["full_protocol"] else " (first seeds)"
             lines.append(f"| {protocol}{partial} | {name} | {bm['items']} | {fmt(bm.get('psnr'))} | "
                          f"{fmt(bm.get('ssim'), 3)} | {fmt(bm.get('seconds_method'))} | |")
+            n = model["means"]["items"] if model else None
+            if n and n < bm["items"] and _same_seeds(model, b, n):
+                lines.append(f"| {protocol} (first {n}) | {name}, same items as recon | {n} | "
+                             f"{fmt(_mean_over(b, 'psnr', n))} | {fmt(_mean_over(b, 'ssim', n), 3)} | "
+                             f"{fmt(_item_seconds(b, n))} | |")
     return "\n".join(lines)
 
 
