@@ -40,7 +40,7 @@ from renderer import render
 from renderer.io.atomic import atomic_output
 
 FORMAT = "recon-eval/1"
-GRID_ITEMS = 2  # the grid shows every target view of the first GRID_ITEMS items
+GRID_ITEMS = 2  # the grid shows every target view of the first GRID_ITEMS items a run evaluates
 GRID_MAX_ROWS = 16
 
 
@@ -187,7 +187,8 @@ def run_protocol(
             if extras.get("oracle_inputs") is None:
                 raise ReconError(f"method {method.name} needs ground-truth input depth, which protocol {protocol.name} does not have")
             inputs = extras["oracle_inputs"]
-        rows = grid_rows if (index < GRID_ITEMS and out_grid is not None) else None
+        # the grid shows the first items this run evaluates (kept items have no images to show)
+        rows = grid_rows if (len(items) - reused < GRID_ITEMS and out_grid is not None) else None
         item = evaluate_item(protocol, method, item_id, inputs, targets, extras, device, rows)
         items.append(item)
         if out_json is not None:

@@ -126,8 +126,10 @@ def test_interrupted_run_keeps_finished_items_and_resumes(tmp_path):
     assert partial["means"]["items"] == 1
 
     method = _Counting()
-    res = run_protocol(_FakeProtocol(), method, out, resume=partial)
+    res = run_protocol(_FakeProtocol(), method, out, tmp_path / "g.png", resume=partial)
     assert method.calls == 1  # only the second item was reconstructed
+    grid_height = np.asarray(Image.open(tmp_path / "g.png")).shape[0]
+    assert 3 * 40 < grid_height < 5 * 40  # the 3 targets of the item this run evaluated
     assert res["complete"] is True and res["resumed_items"] == 1 and res["full_protocol"] is True
     assert [it["id"] for it in res["items"]] == ["fake-0", "fake-1"] and res["items"][0] == partial["items"][0]
     fresh = run_protocol(_FakeProtocol(), _Counting(), None)
