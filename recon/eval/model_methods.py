@@ -28,6 +28,11 @@ class ModelMethod:
         self.mesh = mesh and self.rec.cfg.triplane_head is not None
         self.mesh_resolution = mesh_resolution
 
+    @property
+    def weights_sha256(self) -> str:
+        """The checkpoint's weights digest: a resumed run only keeps items of the same weights."""
+        return self.rec.info.get("sha256")
+
     def reconstruct(self, inputs: Views) -> Reconstruction:
         r = self.rec.reconstruct(inputs.to("cpu"))
         if self.mesh:
@@ -45,6 +50,10 @@ class UnposedModelMethod:
         from recon.reconstructor import Reconstructor
 
         self.rec = Reconstructor.from_pretrained(checkpoint or DEFAULT_CHECKPOINT)
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.rec.info.get("sha256")
 
     def reconstruct(self, inputs: Views) -> Reconstruction:
         t0 = time.perf_counter()

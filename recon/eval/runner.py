@@ -131,7 +131,13 @@ def reusable_items(previous: dict, protocol: EvalProtocol, method: Method, devic
         if json.loads(json.dumps(was)) != json.loads(json.dumps(now)):
             name = was.get("name") if isinstance(was, dict) else was
             raise ReconError(f"cannot resume: the earlier result has a different {what} ({name})")
-    return {it["id"]: it for it in previous.get("items", [])}
+    items = previous.get("items", [])
+    weights = getattr(method, "weights_sha256", None)  # model methods: the same name, other weights
+    if weights is not None:
+        other = {(it.get("info") or {}).get("sha256") for it in items} - {weights}
+        if other:
+            raise ReconError(f"cannot resume: the earlier result used other weights (sha256 {min(map(str, other))[:12]}...)")
+    return {it["id"]: it for it in items}
 
 
 def run_protocol(
