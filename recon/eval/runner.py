@@ -250,7 +250,9 @@ def evaluate_item(protocol: EvalProtocol, method: Method, item_id: str, inputs, 
     mesh = None
     if settings.mesh and rec.mesh is not None and "gt_mesh" in extras:
         seed = int(extras.get("seed", 0)) % (2**31)
-        mesh = mesh_metrics(rec.mesh, extras["gt_mesh"](), settings.mesh_samples, settings.fscore_tau_rel, seed=seed)
+        gt_mesh = extras["gt_mesh"]()
+        if len(gt_mesh.faces) > 0:  # an empty ground truth has no scale to score against: no mesh row
+            mesh = mesh_metrics(rec.mesh, gt_mesh, settings.mesh_samples, settings.fscore_tau_rel, seed=seed)
     item_mean = mean_metrics(views)
     if pose is not None:
         item_mean.update(pose)

@@ -97,6 +97,16 @@ def test_exact_method_scores_perfectly_and_files_are_written(tmp_path):
     assert grid.shape[1] == 3 * 48 and grid.shape[0] > 6 * 40  # 6 rows (2 items x 3 targets), 3 columns
 
 
+def test_an_empty_ground_truth_mesh_gives_no_mesh_row():
+    class EmptyGt(_FakeProtocol):
+        def _items(self, skip=frozenset()):
+            for item in super()._items(skip):
+                yield item._replace(extras={"gt_mesh": lambda: Mesh(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.long))})
+
+    res = run_protocol(EmptyGt(), _Exact(), None, limit=1)
+    assert res["items"][0]["mesh"] is None and "mesh_items" not in res["means"]
+
+
 def test_floor_is_worse_and_limit_is_recorded(tmp_path):
     res = run_protocol(_FakeProtocol(), MeanColorMethod(), None, None, limit=1)
     assert res["full_protocol"] is False and res["overrides"] == {"limit": 1, "size_scale": 1.0}
