@@ -79,7 +79,8 @@ def _set_faces(page, faces: int) -> None:
     box = page.locator("#mesh_faces input[type=number]")
     box.wait_for(state="visible", timeout=120_000)
     box.evaluate("(e, v) => { e.value = v; for (const t of ['input', 'change', 'blur']) e.dispatchEvent(new Event(t, {bubbles: true})); }", str(faces))
-    page.wait_for_function("n => document.querySelector('#mesh_faces input[type=range]').value == n", arg=str(faces))
+    page.wait_for_function("n => document.querySelector('#mesh_faces input[type=range]').value == n", arg=str(faces),
+                           polling=250)  # a timer, not animation frames, which a busy renderer may not give
 
 
 def _export_mesh(page, faces: int) -> tuple[float, float, str]:
@@ -119,6 +120,10 @@ def test_upload_reconstruct_download_and_error(server, browser, tmp_path):
     url, proc, log = server
     t_start = time.perf_counter()
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    # Every wait without its own timeout (locator.evaluate, inner_text, ...) gets minutes, not
+    # Playwright's 30 s: on a 2-core CI runner the page's main thread can be busy that long drawing
+    # the 3D viewers in software WebGL (CI once timed out evaluating on a visible input).
+    page.set_default_timeout(180_000)
     page.goto(url)
     page.wait_for_selector("#reconstruct", timeout=60_000)
     _shot(page, "app_idle")
