@@ -212,12 +212,46 @@ def occupied_box(node: SdfNode, res: int = 48) -> tuple[Vec3, Vec3, Tensor, floa
     return tuple((near.amin(0) - margin).tolist()), tuple((near.amax(0) + margin).tolist()), near, margin
 
 
+def reaches_inside(node: SdfNode, near: Tensor, margin: float, steps: int = 8, max_starts: int = 4096) -> bool:
+    """Whether Newton steps on the SDF, started from the near-surface grid nodes ``near [M, 3]``,
+    find a point with negative distance: the shape has an inside.
+
+    ``occupied_box`` keeps nodes within ``margin`` of the surface, so a boolean tree whose SDF only
+    dips close to zero (a subtraction that removed everything) passes it; this test does not. From
+    a node near a real surface one step along the normal (by the distance, plus a sliver to land
+    past the surface) is enough; a few more cover the lower-bound SDFs of smooth and boolean nodes.
+    Deterministic (no random draws), so it changes nothing for shapes that have an inside."""
+    if near.shape[0] == 0:
+        return False
+    p = near
+    d = torch.cat([node.distance(p[i : i + 65536]) for i in range(0, p.shape[0], 65536)])
+    if bool((d < 0).any()):
+        return True
+    if p.shape[0] > max_starts:  # the starts closest to the surface
+        keep = d.topk(max_starts, largest=False).indices
+        p, d = p[keep], d[keep]
+    eps = 0.02 * margin
+    k = torch.tensor([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]], dtype=p.dtype)
+    for _ in range(steps):
+        s = node.distance((p[None] + eps * k[:, None]).reshape(-1, 3)).reshape(4, -1)
+        g = (s[:, :, None] * k[:, None]).sum(0)  # tetrahedral central differences: the SDF's gradient
+        n = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        p = p - (d + 0.05 * margin)[:, None] * n
+        d = node.distance(p)
+        if bool((d < 0).any()):
+            return True
+    return False
+
+
 def _normalised(root: SdfNode, radius: float) -> tuple[SdfNode, Vec3, Vec3, tuple[Tensor, float]] | None:
     """Centre the shape's box at the origin and scale the shape into the sphere of ``radius``
-    (``None`` if the shape is empty or smaller than a few grid cells). Also returns the
-    near-surface grid nodes of ``occupied_box`` and their margin, in the new frame."""
+    (``None`` if the shape is empty, has no inside (``reaches_inside``) or is smaller than a few
+    grid cells). Also returns the near-surface grid nodes of ``occupied_box`` and their margin, in
+    the new frame."""
     lo, hi, near, margin = occupied_box(root)
     if near.shape[0] < 8 or (near.amax(0) - near.amin(0)).max() < 4 * margin:
+        return None
+    if not reaches_inside(root, near, margin):
         return None
     c = [(a + b) / 2 for a, b in zip(lo, hi)]
     extent = float((near - torch.tensor(c)).norm(dim=-1).max()) + margin

@@ -422,3 +422,27 @@ def test_cuda_render_matches_cpu():
     assert (cpu.inputs.masks != gpu.inputs.masks.cpu()).float().mean() < 0.01
     both = (cpu.inputs.masks > 0) & (gpu.inputs.masks.cpu() > 0)
     assert (cpu.inputs.depth_z - gpu.inputs.depth_z.cpu()).abs()[both].median() < 1e-4
+
+
+def test_a_boolean_tree_without_an_inside_is_rejected_and_thin_shapes_are_kept():
+    from recon.data.procedural.objects import _normalised, occupied_box, reaches_inside
+
+    # Everything subtracted: the SDF dips to 0.01 (within the near-surface margin) but is never negative.
+    empty = S.Subtract(S.Sphere(radius=0.5), S.Sphere(radius=0.52))
+    _, _, near, margin = occupied_box(empty)
+    assert near.shape[0] >= 8 and float(empty.distance(near).min()) > 0  # the old size test passed it
+    assert not reaches_inside(empty, near, margin)
+    assert _normalised(empty, 0.9) is None
+    # A plate thinner than a grid cell, between the grid's nodes, does have an inside.
+    plate = S.Similarity(S.Box(half=(0.5, 0.4, 0.003)), translation=(0.0, 0.0, 0.011))
+    _, _, near, margin = occupied_box(plate)
+    assert float(plate.distance(near).min()) > 0 and reaches_inside(plate, near, margin)
+    assert _normalised(plate, 0.9) is not None
+
+
+def test_validation_object_10000043_is_no_longer_empty():
+    # Its first draw was a subtraction that removed everything (blank views, a mesh without faces).
+    obj = object_for_seed(10_000_043)
+    p = torch.tensor(obj.bbox_min) + torch.rand(200_000, 3, generator=torch.Generator().manual_seed(0)) * (
+        torch.tensor(obj.bbox_max) - torch.tensor(obj.bbox_min))
+    assert (obj.sdf(p) < 0).float().mean() > 0.01  # a solid share of its box, not a sliver
