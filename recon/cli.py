@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
                    help="train at most N more steps (default: up to the config's steps)")
     t.add_argument("--out", default=None, metavar="DIR", help="out dir (default: the config's out_dir)")
+    t.add_argument("--time-limit", type=_positive_float, default=None, metavar="MINUTES",
+                   help="stop and save after this much wall time (default: the config's time_limit_minutes)")
 
     a = sub.add_parser(
         "app",
@@ -199,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
     a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = 0.0
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return x
 
 
 def _positive_int(text: str) -> int:
@@ -333,7 +345,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         from recon.train.trainer import train
 
-        tr = train(args.config, resume=args.resume, max_steps=args.max_steps, out_dir=args.out)
+        tr = train(args.config, resume=args.resume, max_steps=args.max_steps, out_dir=args.out,
+                   time_limit_minutes=args.time_limit)
         if tr.rank == 0:
             print(f"step {tr.step} of {tr.cfg.steps}: state in {tr.out / 'checkpoints'}, EMA weights in {tr.out / 'export'}")
         if tr.stop_signal is not None:

@@ -29,6 +29,9 @@ class DataConfig:
     size: int = 128  # on-the-fly rendering only (square images, pixels)
     sdf_samples: int = 2048
     length: int | None = None  # use only the first N items (procedural seeds 0..N-1, or cached items); None = all
+    # where on-the-fly items are sphere-traced: "cpu", or "train" (the training device: on a GPU the
+    # trainer would otherwise wait about a second per item for the CPU)
+    render_device: str = "cpu"
 
 
 @dataclass
@@ -56,6 +59,9 @@ class TrainConfig:
     eval_every: int = 500  # steps between synthetic-val evals (0 = never)
     eval_items: int = 8
     seed: int = 0
+    # a checkpoint folder (config.json + safetensors, e.g. checkpoints/default) whose weights start a
+    # fresh run (model and EMA); its model config must equal this one's; ignored when resuming
+    init_from: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -103,6 +109,7 @@ class TrainConfig:
             (d.size >= 8, "data.size must be >= 8"),
             (d.sdf_samples >= 0, "data.sdf_samples must be >= 0"),
             (d.length is None or d.length >= 1, "data.length must be >= 1 (or null for all)"),
+            (d.render_device in ("cpu", "train"), 'data.render_device must be "cpu" or "train"'),
             (self.steps >= 1, "steps must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (1 <= self.grad_accum <= self.batch_size, "grad_accum must be in 1..batch_size"),

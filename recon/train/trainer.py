@@ -132,7 +132,7 @@ class Trainer:
         pc = ProceduralConfig(max(d.n_inputs), d.n_targets, d.size, sdf_samples=d.sdf_samples)
         if d.length is not None:
             pc.length = d.length
-        return ProceduralDataset(pc)
+        return ProceduralDataset(pc, device=self.device if d.render_device == "train" else "cpu")
 
     def _step_plan(self, step: int) -> StepPlan:
         """This rank's plan for ``step`` (``recon.train.config.step_plan``)."""
@@ -216,6 +216,18 @@ class Trainer:
         save_state(self.out / "checkpoints", self.step, t, meta)
         self.export(self.out / "export")
         self._plot()
+
+    def init_weights(self, directory: str | Path) -> None:
+        """Start model and EMA from a checkpoint folder's weights (sha256 and keys checked by
+        ``Reconstructor.from_pretrained``); its model config must equal this run's."""
+        from recon.reconstructor import Reconstructor
+
+        src = Reconstructor.from_pretrained(directory, device="cpu")
+        if src.model.cfg.to_dict() != self.model_cfg.to_dict():
+            raise ReconError(f"init_from {directory}: its model config differs from the training config's")
+        state = src.model.state_dict()
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
 
     def resume(self) -> bool:
         """Load ``out_dir``'s latest state (every rank reads it); False when there is none. Log
@@ -385,12 +397,15 @@ class Trainer:
 
 
 def train(config_path: str | Path, resume: bool = True, max_steps: int | None = None,
-          out_dir: str | None = None) -> Trainer:
+          out_dir: str | None = None, time_limit_minutes: float | None = None) -> Trainer:
     """Train from a JSON config (``TrainConfig``): resume from ``out_dir``'s latest state unless
-    ``resume`` is False (then ``out_dir`` must hold no state), run ``max_steps`` more steps (default: to ``steps``), save, return the trainer."""
+    ``resume`` is False (then ``out_dir`` must hold no state), run ``max_steps`` more steps (default:
+    to ``steps``) or until ``time_limit_minutes`` (default: the config's), save, return the trainer."""
     cfg = TrainConfig.load(config_path)
     if out_dir is not None:
         cfg.out_dir = str(out_dir)
+    if time_limit_minutes is not None:
+        cfg.time_limit_minutes = float(time_limit_minutes)
     if not resume:
         step = latest_step(Path(cfg.out_dir) / "checkpoints")
         if step is not None:
@@ -398,8 +413,9 @@ def train(config_path: str | Path, resume: bool = True, max_steps: int | None = 
                              "or train into another out dir")
     tr = Trainer(cfg)
     try:
-        if resume:
-            tr.resume()
+        resumed = tr.resume() if resume else False
+        if not resumed and cfg.init_from:
+            tr.init_weights(cfg.init_from)
         tr.fit(max_steps)
     finally:
         tr.close()

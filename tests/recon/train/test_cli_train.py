@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from recon.cli import main
 from recon.train.state_io import latest_step, load_state
@@ -43,9 +44,18 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys, text, message):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_bad_max_steps_is_exit_2(tmp_path, capsys):
-    rc, _, err = _run(["train", tmp_path / "cfg.json", "--max-steps", "0"], capsys)
-    assert rc == 2 and "--max-steps" in err and err.count("\n") == 1
+@pytest.mark.parametrize("flag, value", [("--max-steps", "0"), ("--time-limit", "0"), ("--time-limit", "soon")])
+def test_bad_max_steps_or_time_limit_is_exit_2(tmp_path, capsys, flag, value):
+    rc, _, err = _run(["train", tmp_path / "cfg.json", flag, value], capsys)
+    assert rc == 2 and flag in err and err.count("\n") == 1
+
+
+def test_time_limit_stops_and_saves(tmp_path, capsys):
+    cfg = write_config(tmp_path / "cfg.json", config_dict(tmp_path / "run", data=DATA, batch_size=1, grad_accum=1,
+                                                          unposed_fraction=0.0))
+    rc, stdout, err = _run(["train", cfg, "--time-limit", "0.0001"], capsys)  # 6 ms: over after the first step
+    assert rc == 0 and stdout.startswith("step 1 of 50"), err
+    assert latest_step(tmp_path / "run" / "checkpoints") == 1
 
 
 def test_train_resumes_by_default_and_no_resume_refuses_state(tmp_path, capsys):
@@ -61,6 +71,39 @@ def test_train_resumes_by_default_and_no_resume_refuses_state(tmp_path, capsys):
     rc, _, err = _run(["train", cfg, "--no-resume", "--out", out], capsys)
     assert rc == 2 and "already holds training state (step 2)" in err and err.count("\n") == 1
     assert latest_step(out / "checkpoints") == 2
+
+
+def test_init_from_starts_a_fresh_run_from_a_checkpoint_folder(tmp_path, capsys):
+    from recon.models import preset
+    from recon.reconstructor import Reconstructor
+
+    def weights(run):
+        return Reconstructor.from_pretrained(tmp_path / run / "export").model.state_dict()
+
+    def same(a, b):
+        return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+    base = {"data": DATA, "batch_size": 1, "grad_accum": 1, "unposed_fraction": 0.0}
+    start = tmp_path / "a" / "export"
+    # a: one ordinary step; b: a fresh run from a's weights; c: the same fresh run without them. A
+    # learning rate of 1e-12 keeps the one step of b and c from changing anything visible.
+    runs = {"a": config_dict(tmp_path / "a", **base),
+            "b": config_dict(tmp_path / "b", **base, lr=1e-12, init_from=str(start)),
+            "c": config_dict(tmp_path / "c", **base, lr=1e-12)}
+    for run, d in runs.items():
+        rc, _, err = _run(["train", write_config(tmp_path / f"{run}.json", d), "--max-steps", "1"], capsys)
+        assert rc == 0, err
+    assert same(weights("a"), weights("b")) and not same(weights("a"), weights("c"))
+    # Resuming b goes on from its own state (init_from is for fresh runs only).
+    rc, stdout, err = _run(["train", tmp_path / "b.json", "--max-steps", "1"], capsys)
+    assert rc == 0 and stdout.startswith("step 2 of 50"), err
+    # Weights of another model config: one line, exit 2, and no step taken.
+    other = preset("tiny").to_dict()
+    other["backbone"]["depth"] = 3
+    d = config_dict(tmp_path / "d", **base, model=other, init_from=str(start))
+    rc, _, err = _run(["train", write_config(tmp_path / "d.json", d), "--max-steps", "1"], capsys)
+    assert rc == 2 and "its model config differs" in err and err.count("\n") == 1, err
+    assert latest_step(tmp_path / "d" / "checkpoints") is None
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ def test_from_dict_types_nested_configs():
     ({"data": {"cache": None, "n_inputs": []}}, "data.n_inputs"),
     ({"steps": "many"}, "bad training config"),
     ({"data": {"cache": None, "length": 0}}, "data.length"),
+    ({"data": {"cache": None, "render_device": "gpu"}}, "data.render_device"),
 ])
 def test_from_dict_rejects_unknown_keys_and_bad_values(bad, message):
     with pytest.raises(ReconError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# One call of GPU training on a lent machine (the `device` tool runs this in a copy of the repo).
+#
+#   here, once:  bash scripts/device_train.sh --fetch-wheels      (cp312 wheels the GPU image lacks, into .whl/)
+#   device run:  bash scripts/device_train.sh [CONFIG]            (carry: [".whl"]; timeout_s 600)
+#   here, after: bash scripts/device_train.sh --collect FILES_AT [DEST]  (reassembles the EMA export
+#                into DEST, default runs/gpu_small/collected, and checks its sha256)
+#
+# On the device it installs the carried wheels, builds gsplat's CUDA code (minutes, once per warm
+# machine: the build stays in the ignored .torch_ext/), prints the on-the-fly data rate, then trains
+# CONFIG (default configs/gpu_small.json) until 9 minutes of the call are gone (its limit is 10).
+# A warm machine still holds runs/gpu_small/, so the next call resumes exactly; a fresh machine
+# starts from the config's init_from (checkpoints/default as it is in the working tree: after
+# --collect, copy the new export there to go on from it). What comes back through $OUT
+# (at most 8 files of 16 MiB): the export's config.json, its weights split into 15 MiB parts,
+# log.jsonl, loss.png and this call's log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--fetch-wheels" ]]; then
+    mkdir -p .whl
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .whl kornia==0.9.0 kornia_rs==0.2.0 gsplat==1.5.3
+    ls -la .whl
+    exit 0
+fi
+
+if [[ "${1:-}" == "--collect" ]]; then
+    src=${2:?usage: --collect FILES_AT [DEST]}
+    out=${3:-runs/gpu_small/collected}
+    [[ -d "$src" ]] || { echo "error: $src is not a folder (the device reply's files_at)" >&2; exit 2; }
+    run=$(find "$src" -name config.json -printf '%h\n' | head -n 1)
+    [[ -n "$run" ]] || { echo "error: no config.json under $src" >&2; exit 2; }
+    compgen -G "$run/model.safetensors.part*" > /dev/null || { echo "error: no weight parts in $run" >&2; exit 2; }
+    mkdir -p "$out"
+    cat "$run"/model.safetensors.part* > "$out/.model.safetensors.tmp"
+    mv "$out/.model.safetensors.tmp" "$out/model.safetensors"
+    cp "$run/config.json" "$out/config.json"
+    for f in log.jsonl loss.png; do if [[ -f "$run/$f" ]]; then cp "$run/$f" "$(dirname "$out")/$f"; fi; done
+    # from_pretrained checks the sha256 in config.json and every key against the model config
+    python3 - "$out" <<'EOF'
+import sys
+from recon.errors import ReconError
+from recon.reconstructor import Reconstructor
+try:
+    r = Reconstructor.from_pretrained(sys.argv[1])
+except ReconError as e:
+    sys.exit(f"error: {e}")
+print("collected", sys.argv[1], "sha256", r.info["sha256"][:12])
+EOF
+    exit 0
+fi
+
+[[ -n "${OUT:-}" ]] || { echo "error: \$OUT is not set (this part runs on the device machine)" >&2; exit 2; }
+config=${1:-configs/gpu_small.json}
+exec > >(tee "$OUT/call.log") 2>&1
+t_call=$(date +%s)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+export TORCH_EXTENSIONS_DIR=$PWD/.torch_ext TORCH_CUDA_ARCH_LIST=9.0 FAST_COMPILE=1 MAX_JOBS=16
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+
+t0=$(date +%s)
+python3 - <<'EOF'
+import time, torch
+from renderer import Cameras, Gaussians, render
+t = time.time()
+g = Gaussians.from_rgb(torch.tensor([[0.0, 0.0, 0.0]]), torch.ones(1, 3), torch.full((1, 3), 0.1), torch.ones(1)).to("cuda")
+render(g, Cameras.orbit(1, radius=2.0, width=32, height=32).to("cuda"))
+torch.cuda.synchronize()
+print(f"gsplat ready in {time.time() - t:.0f} s")
+from recon.data.procedural.item import make_item
+make_item(0, 6, 4, 128, sdf_samples=2048, device="cuda")
+t, n = time.time(), 8
+for s in range(1, n + 1):
+    make_item(s, 6, 4, 128, sdf_samples=2048, device="cuda", scene=s % 5 == 4)
+torch.cuda.synchronize()
+print(f"on-the-fly data: {n / (time.time() - t):.2f} items/s (6 + 4 views at 128 px, sphere-traced on the GPU)")
+EOF
+echo "setup took $(( $(date +%s) - t0 )) s"
+
+# the call has 10 minutes: train until 9 of them are gone, leaving time to save and copy
+left=$(python3 -c "import sys; print(max(0.5, (540 - (int(sys.argv[2]) - int(sys.argv[1]))) / 60 - 0.5))" "$t_call" "$(date +%s)")
+echo "training for at most $left minutes"
+python3 -m recon.cli train "$config" --time-limit "$left"
+run=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$config")
+mkdir -p "$OUT/run"
+cp "$run/export/config.json" "$run/log.jsonl" "$OUT/run/"
+[[ -f "$run/loss.png" ]] && cp "$run/loss.png" "$OUT/run/"
+split -b 15M -d "$run/export/model.safetensors" "$OUT/run/model.safetensors.part"
+ls -la "$OUT/run"
