@@ -6,8 +6,8 @@
 #   here, after: bash scripts/device_train.sh --collect FILES_AT [DEST]  (reassembles the EMA export
 #                into DEST, default runs/gpu_small/collected, and checks its sha256)
 #
-# On the device it installs the carried wheels, builds gsplat's CUDA code (minutes, once per warm
-# machine: the build stays in the ignored .torch_ext/), prints the on-the-fly data rate, then trains
+# On the device it installs the carried wheels, builds gsplat's CUDA code when the config renders with
+# gsplat (minutes, once per warm machine: the build stays in the ignored .torch_ext/), prints the on-the-fly data rate, then trains
 # CONFIG (default configs/gpu_small.json) until 9 minutes of the call are gone (its limit is 10).
 # A warm machine still holds runs/gpu_small/, so the next call resumes exactly; a fresh machine
 # starts from the config's init_from (checkpoints/default as it is in the working tree: after
@@ -62,14 +62,18 @@ export TORCH_EXTENSIONS_DIR=$PWD/.torch_ext TORCH_CUDA_ARCH_LIST=9.0 FAST_COMPIL
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
 t0=$(date +%s)
-python3 - <<'EOF'
-import time, torch
+# The config's render_backend decides whether gsplat's CUDA code is built here (minutes of a
+# 15-minute lease) or the pure-torch renderer runs on the GPU (no build).
+python3 - "$config" <<'EOF'
+import sys, time, torch
+from recon.train.config import TrainConfig
 from renderer import Cameras, Gaussians, render
+backend = TrainConfig.load(sys.argv[1]).render_backend
 t = time.time()
 g = Gaussians.from_rgb(torch.tensor([[0.0, 0.0, 0.0]]), torch.ones(1, 3), torch.full((1, 3), 0.1), torch.ones(1)).to("cuda")
-render(g, Cameras.orbit(1, radius=2.0, width=32, height=32).to("cuda"))
+render(g, Cameras.orbit(1, radius=2.0, width=32, height=32).to("cuda"), backend=backend)
 torch.cuda.synchronize()
-print(f"gsplat ready in {time.time() - t:.0f} s")
+print(f"renderer ({backend}) ready in {time.time() - t:.0f} s")
 from recon.data.procedural.item import make_item
 make_item(0, 6, 4, 128, sdf_samples=2048, device="cuda")
 t, n = time.time(), 8

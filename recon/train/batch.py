@@ -66,14 +66,15 @@ def make_batch(items: list[Item], device: torch.device) -> Batch:
 
 
 def batch_loss(model: ReconModel, batch: Batch, unposed: bool, w: LossWeights, amp: bool, render_views: int = 2,
-               render_size: int = 64) -> tuple[torch.Tensor, dict]:
+               render_size: int = 64, render_backend: str = "auto") -> tuple[torch.Tensor, dict]:
     """Total loss (scalar, mean over items) of one micro-batch and its parts (floats) for logging.
 
     ``model`` may be a ``ReconModel`` or its DDP wrapper. Posed: photometric (MSE + SSIM) and alpha
     losses on ``render_views`` target views rendered at ``render_size`` (long side), log-depth L1 on
     the input views, opacity BCE against input masks (objects), SDF losses (items with samples).
     Unposed: the confidence-weighted pointmap loss (items with depth). Terms whose ground truth an
-    item lacks (depth, masks, SDF samples) are skipped for that item.
+    item lacks (depth, masks, SDF samples) are skipped for that item. ``render_backend`` goes to
+    ``renderer.render`` (``"auto"``, ``"torch"`` or ``"gsplat"``).
     """
     dev = batch.images.device
     ac = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp)
@@ -122,7 +123,7 @@ def batch_loss(model: ReconModel, batch: Batch, unposed: bool, w: LossWeights, a
         rw, rh = (render_size, max(1, round(H0 * render_size / W0))) if W0 >= H0 else (max(1, round(W0 * render_size / H0)), render_size)
         gt = _resize(it.targets.images[:tv], rh, rw)
         masks_t = _resize(it.targets.masks[:tv], rh, rw) if it.targets.masks is not None else torch.ones_like(gt[..., :1])
-        r = render(g, tgt_cams.resize(rw, rh), background=torch.tensor(WHITE, device=dev))
+        r = render(g, tgt_cams.resize(rw, rh), background=torch.tensor(WHITE, device=dev), backend=render_backend)
         l_rgb, lg = photometric(r.rgb, gt, w)
         l_alpha = F.mse_loss(r.alpha, masks_t)
         loss = l_rgb + w.alpha * l_alpha

@@ -50,6 +50,9 @@ class TrainConfig:
     unposed_fraction: float = 0.2  # steps that train the pointmap head without cameras
     render_views: int = 2  # target views rendered per item for the photometric loss
     render_size: int = 64  # ... at this resolution (long side); CPU splatting dominates the step otherwise
+    # renderer for the photometric loss: "auto" (gsplat on CUDA, the torch path on CPU), "torch" (the
+    # pure-torch path on any device: no CUDA build, which costs minutes of a short GPU lease), "gsplat"
+    render_backend: str = "auto"
     loss: LossWeights = field(default_factory=LossWeights)
     amp: bool = True  # bf16 autocast (CPU and CUDA)
     threads: int = 0  # torch CPU threads (0 = leave)
@@ -119,6 +122,7 @@ class TrainConfig:
             (0 <= self.unposed_fraction <= 1, "unposed_fraction must be in [0, 1]"),
             (self.render_views >= 1, "render_views must be >= 1"),
             (self.render_size >= 8, "render_size must be >= 8"),
+            (self.render_backend in ("auto", "torch", "gsplat"), 'render_backend must be "auto", "torch" or "gsplat"'),
             (self.save_every_minutes > 0, "save_every_minutes must be > 0"),
             (self.time_limit_minutes >= 0, "time_limit_minutes must be >= 0"),
             (self.log_every >= 1, "log_every must be >= 1"),

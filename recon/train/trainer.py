@@ -172,7 +172,8 @@ class Trainer:
             sync = self.ddp is None or m == len(chunks) - 1
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
                 batch = make_batch(chunk, self.device)
-                loss, lg = batch_loss(net, batch, plan.unposed, c.loss, c.amp, c.render_views, c.render_size)
+                loss, lg = batch_loss(net, batch, plan.unposed, c.loss, c.amp, c.render_views, c.render_size,
+                                      c.render_backend)
                 (loss * len(chunk) / len(items)).backward()
             total += float(loss.detach()) * len(chunk) / len(items)
             for k, v in lg.items():

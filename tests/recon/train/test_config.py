@@ -32,6 +32,7 @@ def test_from_dict_types_nested_configs():
     ({"steps": "many"}, "bad training config"),
     ({"data": {"cache": None, "length": 0}}, "data.length"),
     ({"data": {"cache": None, "render_device": "gpu"}}, "data.render_device"),
+    ({"render_backend": "cuda"}, "render_backend must be"),
 ])
 def test_from_dict_rejects_unknown_keys_and_bad_values(bad, message):
     with pytest.raises(ReconError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):

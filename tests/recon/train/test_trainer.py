@@ -147,3 +147,29 @@ def test_data_length_limits_procedural_and_cached_datasets(tmp_path):
     assert [p.indices for p in plans] == [(0, 0), (0, 0)] and [p.epochs for p in plans] == [(0, 1), (2, 3)]
     a, b = cut._items(plans[0])
     assert a.meta["seed"] == b.meta["seed"] == 0 and a.inputs.names != b.inputs.names
+
+
+def test_render_backend_reaches_the_photometric_renderer(tmp_path, monkeypatch):
+    """``render_backend`` is what the photometric loss renders with (a GPU lease trains with the
+    pure-torch path to skip gsplat's CUDA build); on CPU "torch" and "auto" take identical steps."""
+    import recon.train.batch as batch_mod
+
+    seen = []
+    real = batch_mod.render
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("backend"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch_mod, "render", spy)
+    items = [object_item(6, n_inputs=2, sdf_samples=0)]
+    weights = {}
+    for backend in ("auto", "torch"):
+        cfg = TrainConfig.from_dict(config_dict(
+            tmp_path / backend, data={"cache": None, "n_inputs": [2], "n_targets": 2, "size": 32, "sdf_samples": 0},
+            unposed_fraction=0.0, batch_size=1, grad_accum=1, render_backend=backend))
+        tr = Trainer(cfg, device="cpu", dataset=items)
+        tr.train_step()
+        weights[backend] = _params(tr.model)
+    assert seen == ["auto", "torch"]
+    assert all(torch.equal(a, b) for a, b in zip(weights["auto"], weights["torch"]))
