@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from recon.errors import ReconError
 from recon.eval.interface import Method
 
-# What ``recon eval`` runs without --method: the floor, until a trained model is registered here.
-DEFAULT_METHOD = "mean-color"
+# What ``recon eval`` runs without --method: the shipped model (checkpoints/default or --checkpoint).
+DEFAULT_METHOD = "recon"
 
 
 def _optimize(budget_s: float) -> Method:

@@ -72,3 +72,11 @@ def test_resume_errors_are_one_line(tmp_path, capsys):
     earlier.write_text(json.dumps({"format": "recon-eval/1", "protocol": {"name": "lego-sparse-4"}, "items": []}))
     rc, out, err = _run(["eval", "synthetic-val", "--method", "mean-color", "--resume", "--json", earlier], capsys)
     assert rc == 2 and out == "" and err.count("\n") == 1 and "cannot resume: the earlier result has a different protocol (lego-sparse-4)" in err, err
+
+
+def test_eval_without_method_scores_the_shipped_model():
+    """``recon eval PROTOCOL`` with no ``--method`` evaluates the model (the baselines are asked for by name)."""
+    from recon.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "lego-sparse-8"])
+    assert args.method == "recon"
