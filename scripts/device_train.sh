@@ -3,6 +3,7 @@
 #
 #   here, once:  bash scripts/device_train.sh --fetch-wheels      (cp312 wheels the GPU image lacks, into .whl/)
 #   device run:  bash scripts/device_train.sh [CONFIG]            (carry: [".whl"]; timeout_s 600)
+#   here, first: OUT=DIR bash scripts/device_train.sh --rehearse CONFIG   (the device call on the CPU)
 #   here, after: bash scripts/device_train.sh --collect FILES_AT [DEST]  (reassembles the EMA export
 #                into DEST, default runs/gpu_small/collected, and checks its sha256)
 #
@@ -52,45 +53,57 @@ EOF
     exit 0
 fi
 
+# --rehearse: the same call on this machine's CPU (no wheels, no GPU), for the tests and for a dry run
+device=cuda
+if [[ "${1:-}" == "--rehearse" ]]; then device=cpu; shift; fi
 [[ -n "${OUT:-}" ]] || { echo "error: \$OUT is not set (this part runs on the device machine)" >&2; exit 2; }
 config=${1:-configs/gpu_small.json}
+call_seconds=${CALL_SECONDS:-540}  # of the call's 600: the rest saves and copies
+probe_items=${PROBE_ITEMS:-8}  # items timed by the data-rate probe
 exec > >(tee "$OUT/call.log") 2>&1
 t_call=$(date +%s)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-export TORCH_EXTENSIONS_DIR=$PWD/.torch_ext TORCH_CUDA_ARCH_LIST=9.0 FAST_COMPILE=1 MAX_JOBS=16
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+export PYTHONUNBUFFERED=1
+if [[ $device == cuda ]]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site:$PWD
+    export TORCH_EXTENSIONS_DIR=$PWD/.torch_ext TORCH_CUDA_ARCH_LIST=9.0 FAST_COMPILE=1 MAX_JOBS=16
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+fi
 
 t0=$(date +%s)
 # The config's render_backend decides whether gsplat's CUDA code is built here (minutes of a
 # 15-minute lease) or the pure-torch renderer runs on the GPU (no build).
-python3 - "$config" <<'EOF'
+python3 - "$config" "$device" "$probe_items" <<'EOF'
 import sys, time, torch
+from recon.data.procedural.item import make_item
 from recon.train.config import TrainConfig
 from renderer import Cameras, Gaussians, render
-backend = TrainConfig.load(sys.argv[1]).render_backend
+cfg, device = TrainConfig.load(sys.argv[1]), sys.argv[2]
+sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 t = time.time()
-g = Gaussians.from_rgb(torch.tensor([[0.0, 0.0, 0.0]]), torch.ones(1, 3), torch.full((1, 3), 0.1), torch.ones(1)).to("cuda")
-render(g, Cameras.orbit(1, radius=2.0, width=32, height=32).to("cuda"), backend=backend)
-torch.cuda.synchronize()
-print(f"renderer ({backend}) ready in {time.time() - t:.0f} s")
-from recon.data.procedural.item import make_item
-make_item(0, 6, 4, 128, sdf_samples=2048, device="cuda")
-t, n = time.time(), 8
+g = Gaussians.from_rgb(torch.tensor([[0.0, 0.0, 0.0]]), torch.ones(1, 3), torch.full((1, 3), 0.1), torch.ones(1)).to(device)
+render(g, Cameras.orbit(1, radius=2.0, width=32, height=32).to(device), backend=cfg.render_backend)
+sync()
+print(f"renderer ({cfg.render_backend}) ready in {time.time() - t:.0f} s")
+d = cfg.data
+where = device if d.render_device == "train" else "cpu"
+n_in, size = max(d.n_inputs), d.size
+make_item(0, n_in, d.n_targets, size, sdf_samples=d.sdf_samples, device=where)
+t, n = time.time(), int(sys.argv[3])
 for s in range(1, n + 1):
-    make_item(s, 6, 4, 128, sdf_samples=2048, device="cuda", scene=s % 5 == 4)
-torch.cuda.synchronize()
-print(f"on-the-fly data: {n / (time.time() - t):.2f} items/s (6 + 4 views at 128 px, sphere-traced on the GPU)")
+    make_item(s, n_in, d.n_targets, size, sdf_samples=d.sdf_samples, device=where, scene=s % 5 == 4)
+sync()
+print(f"on-the-fly data: {n / (time.time() - t):.2f} items/s ({n_in} + {d.n_targets} views at {size} px, sphere-traced on {where})")
 EOF
 echo "setup took $(( $(date +%s) - t0 )) s"
 
 # the call has 10 minutes: train until 9 of them are gone, leaving time to save and copy
-left=$(python3 -c "import sys; print(max(0.5, (540 - (int(sys.argv[2]) - int(sys.argv[1]))) / 60 - 0.5))" "$t_call" "$(date +%s)")
+left=$(python3 -c "import sys; a = [int(x) for x in sys.argv[1:]]; print(max(0.1, (a[0] - (a[2] - a[1])) / 60 - 0.5))" "$call_seconds" "$t_call" "$(date +%s)")
 echo "training for at most $left minutes"
 python3 -m recon.cli train "$config" --time-limit "$left"
 run=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$config")
 mkdir -p "$OUT/run"
 cp "$run/export/config.json" "$run/log.jsonl" "$OUT/run/"
-[[ -f "$run/loss.png" ]] && cp "$run/loss.png" "$OUT/run/"
+if [[ -f "$run/loss.png" ]]; then cp "$run/loss.png" "$OUT/run/"; fi
 split -b 15M -d "$run/export/model.safetensors" "$OUT/run/model.safetensors.part"
 ls -la "$OUT/run"
