@@ -120,13 +120,20 @@ class Reconstructor:
     name = "recon"
 
     def __init__(self, model: ReconModel, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                 min_opacity: float = 0.005, info: dict | None = None, pose_min_conf: float = 1.5):
+                 min_opacity: float = 0.005, info: dict | None = None, pose_min_conf: float = 1.5,
+                 scale_gain: float = 1.0):
+        if not (isinstance(scale_gain, (int, float)) and math.isfinite(scale_gain) and scale_gain > 0):
+            raise ReconError(f"scale_gain must be a positive number, not {scale_gain!r}")
         self.model = model.eval().to(device)
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
         self.dtype = dtype if dtype is not None else torch.bfloat16
         self.min_opacity = min_opacity
         self.pose_min_conf = pose_min_conf  # pointmap confidence that counts for pose recovery and scale
+        # Multiplies every predicted Gaussian scale: a calibration for weights whose photometric loss
+        # only saw renders coarser than the ones they are used for (bench/scale_gain.py measures it on
+        # training seeds; a checkpoint's config.json stores it as inference.scale_gain).
+        self.scale_gain = float(scale_gain)
         self.info = dict(info or {})
 
     @classmethod
@@ -157,7 +164,15 @@ class Reconstructor:
             shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
             raise ReconError(f"{wpath}: weights do not fit the config: {shown}")
         model.load_state_dict({k: v.float() for k, v in state.items()})
-        return cls(model, device=device, info={"checkpoint": str(d), "sha256": got}, **kwargs)
+        inference = cfg.get("inference", {})
+        if not isinstance(inference, dict):
+            raise ReconError(f"{cfg_path}: malformed checkpoint config (inference must be an object)")
+        kwargs.setdefault("scale_gain", inference.get("scale_gain", 1.0))
+        info = {"checkpoint": str(d), "sha256": got, "scale_gain": kwargs["scale_gain"]}
+        try:
+            return cls(model, device=device, info=info, **kwargs)
+        except ReconError as e:
+            raise ReconError(f"{cfg_path}: {e}") from None
 
     def _autocast(self):
         enabled = self.dtype != torch.float32
@@ -184,6 +199,7 @@ class Reconstructor:
     def predict(self, views: Views):
         """Run the model on posed ``views``; returns ``(PixelGaussians, CanonicalFrame, working Cameras)``."""
         out, frame, cams = self._run_posed(views, ("gaussians",))
+        out.gaussians.scales = out.gaussians.scales * self.scale_gain
         return out.gaussians, frame, cams
 
     def reconstruct(self, inputs: Views) -> Reconstruction:
@@ -230,6 +246,7 @@ class Reconstructor:
         placed[0] = True  # the first camera is the world origin whether or not its focal length was found
         visible = front & placed[:, None, None]
         pg.opacities = pg.opacities * visible[None].to(dev)
+        pg.scales = pg.scales * self.scale_gain
         return UnposedPrediction(pg, Cameras(c2w, K, w, h), pose, pts, conf)
 
     def reconstruct_unposed(self, images: Tensor) -> tuple[Reconstruction, Cameras]:

@@ -33,6 +33,11 @@ class ModelMethod:
         """The checkpoint's weights digest: a resumed run only keeps items of the same weights."""
         return self.rec.info.get("sha256")
 
+    @property
+    def scale_gain(self) -> float:
+        """The checkpoint's inference calibration: a resumed run only keeps items made with the same."""
+        return self.rec.scale_gain
+
     def reconstruct(self, inputs: Views) -> Reconstruction:
         r = self.rec.reconstruct(inputs.to("cpu"))
         if self.mesh:
@@ -54,6 +59,10 @@ class UnposedModelMethod:
     @property
     def weights_sha256(self) -> str:
         return self.rec.info.get("sha256")
+
+    @property
+    def scale_gain(self) -> float:
+        return self.rec.scale_gain
 
     def reconstruct(self, inputs: Views) -> Reconstruction:
         t0 = time.perf_counter()

@@ -137,6 +137,10 @@ def reusable_items(previous: dict, protocol: EvalProtocol, method: Method, devic
         other = {(it.get("info") or {}).get("sha256") for it in items} - {weights}
         if other:
             raise ReconError(f"cannot resume: the earlier result used other weights (sha256 {min(map(str, other))[:12]}...)")
+        gain = getattr(method, "scale_gain", 1.0)  # the same weights with another inference calibration
+        gains = {float((it.get("info") or {}).get("scale_gain", 1.0)) for it in items} - {float(gain)}
+        if gains:
+            raise ReconError(f"cannot resume: the earlier result used another scale_gain ({min(gains)})")
     return {it["id"]: it for it in items}
 
 

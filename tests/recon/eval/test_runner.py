@@ -160,19 +160,23 @@ def test_resume_refuses_a_different_run(tmp_path):
     with pytest.raises(ReconError, match="different size_scale"):
         run_protocol(other, _Counting(), None, resume=earlier)
     class Weighted(_Counting):  # a model method: same name, weights told apart by their digest
-        def __init__(self, sha):
+        def __init__(self, sha, scale_gain=1.0):
             super().__init__()
             self.weights_sha256 = sha
+            self.scale_gain = scale_gain
 
         def reconstruct(self, inputs):
             rec = super().reconstruct(inputs)
             rec.info["sha256"] = self.weights_sha256
+            rec.info["scale_gain"] = self.scale_gain
             return rec
 
     first = run_protocol(_FakeProtocol(), Weighted("aaaa1111"), None, limit=1)
     assert run_protocol(_FakeProtocol(), Weighted("aaaa1111"), None, resume=first)["resumed_items"] == 1
     with pytest.raises(ReconError, match=r"other weights \(sha256 aaaa1111"):
         run_protocol(_FakeProtocol(), Weighted("bbbb2222"), None, resume=first)
+    with pytest.raises(ReconError, match=r"another scale_gain \(1.0\)"):  # same weights, other calibration
+        run_protocol(_FakeProtocol(), Weighted("aaaa1111", scale_gain=2.0), None, resume=first)
     changed = json.loads(json.dumps(earlier))
     changed["protocol"]["size"] = [1, 1]
     with pytest.raises(ReconError, match="different protocol"):

@@ -70,3 +70,28 @@ def test_not_a_checkpoint_folder(tmp_path, tiny_model):
     (folder / "config.json").write_text("{not json")
     with pytest.raises(ReconError, match="malformed"):
         Reconstructor.from_pretrained(folder)
+
+
+def test_inference_scale_gain_multiplies_every_scale(tmp_path, tiny_model):
+    """``config.json``'s ``inference.scale_gain`` (a calibration, not weights) scales every predicted
+    Gaussian, posed and unposed, and nothing else; a bad value is a one-line error naming the file."""
+    folder = _write(tmp_path / "ckpt", tiny_model)
+    cfg = json.loads((folder / "config.json").read_text())
+    views = make_item(2, n_inputs=2, n_targets=0, size=32).inputs
+    plain = Reconstructor.from_pretrained(folder, dtype=torch.float32, min_opacity=0.0)
+    assert plain.scale_gain == 1.0
+    (folder / "config.json").write_text(json.dumps({**cfg, "inference": {"scale_gain": 2.5}}))
+    gained = Reconstructor.from_pretrained(folder, dtype=torch.float32, min_opacity=0.0)
+    assert gained.scale_gain == 2.5 and gained.info["scale_gain"] == 2.5
+    a, b = plain.reconstruct(views).gaussians, gained.reconstruct(views).gaussians
+    assert torch.allclose(b.scales, 2.5 * a.scales, rtol=1e-6) and torch.equal(a.means, b.means)
+    assert torch.equal(a.opacities, b.opacities) and torch.equal(a.sh, b.sh)
+    ua, ub = plain.predict_unposed(views.images).gaussians, gained.predict_unposed(views.images).gaussians
+    assert torch.allclose(ub.scales, 2.5 * ua.scales, rtol=1e-6)
+    # an explicit argument wins over the file
+    assert Reconstructor.from_pretrained(folder, scale_gain=1.0).scale_gain == 1.0
+    for bad in (0, -1, "2", None):
+        (folder / "config.json").write_text(json.dumps({**cfg, "inference": {"scale_gain": bad}}))
+        with pytest.raises(ReconError, match=r"config\.json: scale_gain must be a positive number") as err:
+            Reconstructor.from_pretrained(folder)
+        assert "\n" not in str(err.value)
