@@ -122,7 +122,8 @@ class Reconstructor:
     def __init__(self, model: ReconModel, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                  min_opacity: float = 0.005, info: dict | None = None, pose_min_conf: float = 1.5,
                  scale_gain: float = 1.0):
-        if not (isinstance(scale_gain, (int, float)) and math.isfinite(scale_gain) and scale_gain > 0):
+        if isinstance(scale_gain, bool) or not (isinstance(scale_gain, (int, float)) and math.isfinite(scale_gain)
+                                                 and scale_gain > 0):
             raise ReconError(f"scale_gain must be a positive number, not {scale_gain!r}")
         self.model = model.eval().to(device)
         self.cfg: ModelConfig = model.cfg

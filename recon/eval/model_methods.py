@@ -18,15 +18,13 @@ from recon.eval.interface import Reconstruction
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "default"
 
 
-class ModelMethod:
-    name = "recon"
+class _CheckpointMethod:
+    """A method backed by a checkpoint folder; what a resumed eval run must match (weights, calibration)."""
 
-    def __init__(self, checkpoint: str | Path | None = None, mesh: bool = True, mesh_resolution: int = 96):
+    def __init__(self, checkpoint: str | Path | None = None):
         from recon.reconstructor import Reconstructor
 
         self.rec = Reconstructor.from_pretrained(checkpoint or DEFAULT_CHECKPOINT)
-        self.mesh = mesh and self.rec.cfg.triplane_head is not None
-        self.mesh_resolution = mesh_resolution
 
     @property
     def weights_sha256(self) -> str:
@@ -38,6 +36,15 @@ class ModelMethod:
         """The checkpoint's inference calibration: a resumed run only keeps items made with the same."""
         return self.rec.scale_gain
 
+
+class ModelMethod(_CheckpointMethod):
+    name = "recon"
+
+    def __init__(self, checkpoint: str | Path | None = None, mesh: bool = True, mesh_resolution: int = 96):
+        super().__init__(checkpoint)
+        self.mesh = mesh and self.rec.cfg.triplane_head is not None
+        self.mesh_resolution = mesh_resolution
+
     def reconstruct(self, inputs: Views) -> Reconstruction:
         r = self.rec.reconstruct(inputs.to("cpu"))
         if self.mesh:
@@ -47,22 +54,9 @@ class ModelMethod:
         return r
 
 
-class UnposedModelMethod:
+class UnposedModelMethod(_CheckpointMethod):
     name = "recon-unposed"
     unposed = True
-
-    def __init__(self, checkpoint: str | Path | None = None):
-        from recon.reconstructor import Reconstructor
-
-        self.rec = Reconstructor.from_pretrained(checkpoint or DEFAULT_CHECKPOINT)
-
-    @property
-    def weights_sha256(self) -> str:
-        return self.rec.info.get("sha256")
-
-    @property
-    def scale_gain(self) -> float:
-        return self.rec.scale_gain
 
     def reconstruct(self, inputs: Views) -> Reconstruction:
         t0 = time.perf_counter()

@@ -90,7 +90,7 @@ def test_inference_scale_gain_multiplies_every_scale(tmp_path, tiny_model):
     assert torch.allclose(ub.scales, 2.5 * ua.scales, rtol=1e-6)
     # an explicit argument wins over the file
     assert Reconstructor.from_pretrained(folder, scale_gain=1.0).scale_gain == 1.0
-    for bad in (0, -1, "2", None):
+    for bad in (0, -1, "2", None, True):
         (folder / "config.json").write_text(json.dumps({**cfg, "inference": {"scale_gain": bad}}))
         with pytest.raises(ReconError, match=r"config\.json: scale_gain must be a positive number") as err:
             Reconstructor.from_pretrained(folder)
