@@ -28,6 +28,7 @@ from recon.errors import ReconError
 from recon.eval.interface import Mesh, Reconstruction
 from recon.models import ModelConfig, ReconModel
 from recon.models.adapter import PixelGaussians, gaussians_from_raw
+from recon.models.carve import outside_mask_votes, resize_masks
 from recon.models.frame import CanonicalFrame
 from recon.models.pointmap import PointmapCameras, cameras_from_pointmaps, select_points
 from recon.models.sdf_mesh import extract_mesh
@@ -121,7 +122,9 @@ class Reconstructor:
 
     def __init__(self, model: ReconModel, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                  min_opacity: float = 0.005, info: dict | None = None, pose_min_conf: float = 1.5,
-                 scale_gain: float = 1.0):
+                 scale_gain: float = 1.0, carve_votes: int = 1):
+        if isinstance(carve_votes, bool) or not isinstance(carve_votes, int) or carve_votes < 0:
+            raise ReconError(f"carve_votes must be a whole number >= 0, not {carve_votes!r}")
         if isinstance(scale_gain, bool) or not (isinstance(scale_gain, (int, float)) and math.isfinite(scale_gain)
                                                  and scale_gain > 0):
             raise ReconError(f"scale_gain must be a positive number, not {scale_gain!r}")
@@ -135,7 +138,12 @@ class Reconstructor:
         # only saw renders coarser than the ones they are used for (bench/scale_gain.py measures it on
         # training seeds; a checkpoint's config.json stores it as inference.scale_gain).
         self.scale_gain = float(scale_gain)
+        # Silhouette carving (``recon.models.carve``) of posed input that comes with masks: a pixel
+        # Gaussian is dropped when its centre falls on the background of at least this many other
+        # views; 0 turns it off. Not learned, so not a checkpoint setting.
+        self.carve_votes = carve_votes
         self.info = dict(info or {})
+        self.info["carve_votes"] = carve_votes
 
     @classmethod
     def from_pretrained(cls, directory: str | Path = "checkpoints/default", device: str | torch.device = "cpu",
@@ -198,10 +206,23 @@ class Reconstructor:
 
     @torch.no_grad()
     def predict(self, views: Views):
-        """Run the model on posed ``views``; returns ``(PixelGaussians, CanonicalFrame, working Cameras)``."""
+        """Run the model on posed ``views``; returns ``(PixelGaussians, CanonicalFrame, working Cameras)``.
+
+        When ``views.masks`` is given (and ``carve_votes > 0``), Gaussians outside the silhouettes
+        of other views get opacity 0 (``recon.models.carve``).
+        """
         out, frame, cams = self._run_posed(views, ("gaussians",))
-        out.gaussians.scales = out.gaussians.scales * self.scale_gain
-        return out.gaussians, frame, cams
+        pg = out.gaussians
+        pg.scales = pg.scales * self.scale_gain
+        if self.carve_votes > 0 and views.masks is not None and len(views) > 1:
+            B, V, h, w = pg.opacities.shape
+            canon = frame.cameras_to_canonical(cams)
+            dev = pg.means.device
+            source = torch.arange(V, device=dev).repeat_interleave(h * w)
+            votes = outside_mask_votes(pg.means[0].reshape(-1, 3), source, canon.c2w.to(dev), canon.K.to(dev),
+                                       resize_masks(views.masks, w, h).to(dev))
+            pg.opacities = pg.opacities * (votes < self.carve_votes).reshape(1, V, h, w).to(pg.opacities.dtype)
+        return pg, frame, cams
 
     def reconstruct(self, inputs: Views) -> Reconstruction:
         t0 = time.perf_counter()

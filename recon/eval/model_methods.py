@@ -21,10 +21,10 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "defa
 class _CheckpointMethod:
     """A method backed by a checkpoint folder; what a resumed eval run must match (weights, calibration)."""
 
-    def __init__(self, checkpoint: str | Path | None = None):
+    def __init__(self, checkpoint: str | Path | None = None, **kwargs):  # kwargs: Reconstructor settings
         from recon.reconstructor import Reconstructor
 
-        self.rec = Reconstructor.from_pretrained(checkpoint or DEFAULT_CHECKPOINT)
+        self.rec = Reconstructor.from_pretrained(checkpoint or DEFAULT_CHECKPOINT, **kwargs)
 
     @property
     def weights_sha256(self) -> str:
@@ -36,12 +36,18 @@ class _CheckpointMethod:
         """The checkpoint's inference calibration: a resumed run only keeps items made with the same."""
         return self.rec.scale_gain
 
+    @property
+    def carve_votes(self) -> int:
+        """The silhouette carving setting (``Reconstructor.carve_votes``): a resumed run keeps only the same."""
+        return self.rec.carve_votes
+
 
 class ModelMethod(_CheckpointMethod):
     name = "recon"
 
-    def __init__(self, checkpoint: str | Path | None = None, mesh: bool = True, mesh_resolution: int = 96):
-        super().__init__(checkpoint)
+    def __init__(self, checkpoint: str | Path | None = None, mesh: bool = True, mesh_resolution: int = 96,
+                 **reconstructor_kwargs):
+        super().__init__(checkpoint, **reconstructor_kwargs)
         self.mesh = mesh and self.rec.cfg.triplane_head is not None
         self.mesh_resolution = mesh_resolution
 

@@ -141,6 +141,10 @@ def reusable_items(previous: dict, protocol: EvalProtocol, method: Method, devic
         gains = {float((it.get("info") or {}).get("scale_gain", 1.0)) for it in items} - {float(gain)}
         if gains:
             raise ReconError(f"cannot resume: the earlier result used another scale_gain ({min(gains)})")
+        carve = getattr(method, "carve_votes", 0)  # ... or another silhouette carving (results before it: none)
+        carves = {int((it.get("info") or {}).get("carve_votes", 0)) for it in items} - {int(carve)}
+        if carves:
+            raise ReconError(f"cannot resume: the earlier result used another carve_votes ({min(carves)})")
     return {it["id"]: it for it in items}
 
 

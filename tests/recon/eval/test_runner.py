@@ -160,15 +160,19 @@ def test_resume_refuses_a_different_run(tmp_path):
     with pytest.raises(ReconError, match="different size_scale"):
         run_protocol(other, _Counting(), None, resume=earlier)
     class Weighted(_Counting):  # a model method: same name, weights told apart by their digest
-        def __init__(self, sha, scale_gain=1.0):
+        def __init__(self, sha, scale_gain=1.0, carve_votes=None):
             super().__init__()
             self.weights_sha256 = sha
             self.scale_gain = scale_gain
+            if carve_votes is not None:
+                self.carve_votes = carve_votes
 
         def reconstruct(self, inputs):
             rec = super().reconstruct(inputs)
             rec.info["sha256"] = self.weights_sha256
             rec.info["scale_gain"] = self.scale_gain
+            if hasattr(self, "carve_votes"):
+                rec.info["carve_votes"] = self.carve_votes
             return rec
 
     first = run_protocol(_FakeProtocol(), Weighted("aaaa1111"), None, limit=1)
@@ -177,6 +181,12 @@ def test_resume_refuses_a_different_run(tmp_path):
         run_protocol(_FakeProtocol(), Weighted("bbbb2222"), None, resume=first)
     with pytest.raises(ReconError, match=r"another scale_gain \(1.0\)"):  # same weights, other calibration
         run_protocol(_FakeProtocol(), Weighted("aaaa1111", scale_gain=2.0), None, resume=first)
+    # results from before silhouette carving existed carved nothing: they resume only without it
+    with pytest.raises(ReconError, match=r"another carve_votes \(0\)"):
+        run_protocol(_FakeProtocol(), Weighted("aaaa1111", carve_votes=1), None, resume=first)
+    assert run_protocol(_FakeProtocol(), Weighted("aaaa1111", carve_votes=0), None, resume=first)["resumed_items"] == 1
+    carved = run_protocol(_FakeProtocol(), Weighted("aaaa1111", carve_votes=1), None, limit=1)
+    assert run_protocol(_FakeProtocol(), Weighted("aaaa1111", carve_votes=1), None, resume=carved)["resumed_items"] == 1
     changed = json.loads(json.dumps(earlier))
     changed["protocol"]["size"] = [1, 1]
     with pytest.raises(ReconError, match="different protocol"):
