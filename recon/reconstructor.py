@@ -211,9 +211,14 @@ class Reconstructor:
         When ``views.masks`` is given (and ``carve_votes > 0``), Gaussians outside the silhouettes
         of other views get opacity 0 (``recon.models.carve``).
         """
+        return self._predict(views)[:3]
+
+    def _predict(self, views: Views):
+        """``predict`` and the number of pixel Gaussians the carving turned transparent."""
         out, frame, cams = self._run_posed(views, ("gaussians",))
         pg = out.gaussians
         pg.scales = pg.scales * self.scale_gain
+        carved = 0
         if self.carve_votes > 0 and views.masks is not None and len(views) > 1:
             B, V, h, w = pg.opacities.shape
             canon = frame.cameras_to_canonical(cams)
@@ -221,26 +226,36 @@ class Reconstructor:
             source = torch.arange(V, device=dev).repeat_interleave(h * w)
             votes = outside_mask_votes(pg.means[0].reshape(-1, 3), source, canon.c2w.to(dev), canon.K.to(dev),
                                        resize_masks(views.masks, w, h).to(dev))
-            pg.opacities = pg.opacities * (votes < self.carve_votes).reshape(1, V, h, w).to(pg.opacities.dtype)
-        return pg, frame, cams
+            drop = (votes >= self.carve_votes).reshape(1, V, h, w)
+            carved = int((drop & (pg.opacities > self.min_opacity)).sum())
+            pg.opacities = pg.opacities * (~drop).to(pg.opacities.dtype)
+        return pg, frame, cams, carved
 
+    @torch.no_grad()
     def reconstruct(self, inputs: Views) -> Reconstruction:
         t0 = time.perf_counter()
         if len(inputs) < 1:
             raise ReconError("no input views")
-        pg, frame, _ = self.predict(inputs)
+        pg, frame, _, carved = self._predict(inputs)
         g = frame.gaussians_to_world(pg.item(0, self.min_opacity).to(torch.device("cpu")))
         dt = time.perf_counter() - t0
-        return Reconstruction(g, None, dt, {"gaussians": len(g), "frame": frame.to_dict(), **self.info})
+        return Reconstruction(g, None, dt, {"gaussians": len(g), "carved": carved, "frame": frame.to_dict(),
+                                            **self.info})
 
     @torch.no_grad()
-    def predict_unposed(self, images: Tensor) -> UnposedPrediction:
+    def predict_unposed(self, images: Tensor, masks: Tensor | None = None) -> UnposedPrediction:
         """Run the model on ``images [V, H, W, 3]`` (in [0, 1]) without cameras, recover the cameras
         from the predicted pointmap (``recon.models.pointmap``) and place the Gaussians with them.
 
+        ``masks [V, H, W]`` or ``[V, H, W, 1]`` (foreground in [0, 1], optional): only pixels on the
+        object (mask >= 0.5 at the working size) count for the pose and the scale. The pointmap
+        loss trains points and confidence on surface pixels only, so the background's confidence is
+        untrained and can exceed the object's; without masks it competes for the pose.
         Everything is at the working resolution and in the frame and units ``UnposedPrediction`` states.
         """
         _check_images(images)
+        if masks is not None and (masks.shape[0] != images.shape[0] or tuple(masks.shape[1:3]) != tuple(images.shape[1:3])):
+            raise ReconError(f"masks {tuple(masks.shape)} do not match images {tuple(images.shape)}")
         if self.model.pointmap_head is None or self.model.gaussian_head is None:
             raise ReconError("this model has no pointmap or Gaussian head, so it cannot reconstruct unposed input")
         V, H, W, _ = images.shape
@@ -250,10 +265,13 @@ class Reconstructor:
         with self._autocast():
             out = self.model(img, None, None, None, heads=("gaussians", "pointmap"))
         pts, conf = out.pointmap[0].float().cpu(), out.conf[0].float().cpu()  # [V, h, w, 3], [V, h, w]
-        keep = select_points(conf, torch.isfinite(pts).all(-1), self.pose_min_conf, min_points=64)
+        valid = torch.isfinite(pts).all(-1)
+        if masks is not None:
+            valid &= resize_masks(masks, w, h).cpu() >= 0.5
+        keep = select_points(conf, valid, self.pose_min_conf, min_points=64)
         scale = pts[keep].norm(dim=-1).mean() if keep.any() else torch.tensor(1.0)
         pts = pts / scale.clamp_min(1e-6)
-        pose = cameras_from_pointmaps(pts, conf, w, h, min_conf=self.pose_min_conf)
+        pose = cameras_from_pointmaps(pts, conf, w, h, min_conf=self.pose_min_conf, valid=valid)
         c2w, K = pose.c2w.float(), pose.K.float()
         w2c = torch.linalg.inv(c2w)
         z = (pts @ w2c[:, None, :3, :3].transpose(-1, -2) + w2c[:, None, None, :3, 3])[..., 2]  # [V, h, w]
@@ -271,8 +289,9 @@ class Reconstructor:
         pg.scales = pg.scales * self.scale_gain
         return UnposedPrediction(pg, Cameras(c2w, K, w, h), pose, pts, conf)
 
-    def reconstruct_unposed(self, images: Tensor) -> tuple[Reconstruction, Cameras]:
-        """Reconstruct from ``images [V, H, W, 3]`` (in [0, 1]) without cameras.
+    def reconstruct_unposed(self, images: Tensor, masks: Tensor | None = None) -> tuple[Reconstruction, Cameras]:
+        """Reconstruct from ``images [V, H, W, 3]`` (in [0, 1]) without cameras; ``masks [V, H, W(, 1)]``
+        (foreground in [0, 1], optional) restrict the pose recovery to the object (``predict_unposed``).
 
         Returns the Gaussians and the recovered cameras (OpenCV ``c2w``, ``K`` in pixels of the
         input's ``W x H``). World frame: the first camera's (``c2w[0] = I``); units: the
@@ -281,15 +300,16 @@ class Reconstructor:
         """
         t0 = time.perf_counter()
         _, H, W, _ = _check_images(images).shape
-        pred = self.predict_unposed(images)
+        pred = self.predict_unposed(images, masks)
         g = pred.gaussians.item(0, self.min_opacity).to(torch.device("cpu"))
         cams = pred.cameras.resize(W, H)
         dt = time.perf_counter() - t0
         p = pred.pose
         reproj = [None if math.isnan(x) else x for x in p.reproj_px.tolist()]  # JSON has no NaN
         info = {"mode": "unposed", "world": "first camera", "scale": "pointmap mean distance = 1",
+                "pose_masks": masks is not None,
                 "gaussians": len(g), "pose_solved": p.solved.tolist(), "pose_inlier_ratio": p.inlier_ratio.tolist(),
-                "pose_reproj_px": reproj, **self.info}
+                "pose_reproj_px": reproj, **{k: v for k, v in self.info.items() if k != "carve_votes"}}  # no masks here
         return Reconstruction(g, None, dt, info), cams
 
     @torch.no_grad()

@@ -2,7 +2,8 @@
 
 ``recon`` reconstructs from the protocol's posed inputs and also returns the triplane SDF mesh
 (its time is reported in ``info["seconds_mesh"]``, not in ``seconds``, which times the Gaussians).
-``recon-unposed`` ignores the input cameras: it returns Gaussians in its own frame (first camera's,
+``recon-unposed`` ignores the input cameras (it does use the masks of protocols that give them, for the
+pose recovery only): it returns Gaussians in its own frame (first camera's,
 normalised scale) and its recovered cameras in ``info["c2w_pred"]``; the runner aligns them to the
 protocol's cameras by a similarity before rendering targets (``unposed = True``).
 """
@@ -36,11 +37,6 @@ class _CheckpointMethod:
         """The checkpoint's inference calibration: a resumed run only keeps items made with the same."""
         return self.rec.scale_gain
 
-    @property
-    def carve_votes(self) -> int:
-        """The silhouette carving setting (``Reconstructor.carve_votes``): a resumed run keeps only the same."""
-        return self.rec.carve_votes
-
 
 class ModelMethod(_CheckpointMethod):
     name = "recon"
@@ -50,6 +46,11 @@ class ModelMethod(_CheckpointMethod):
         super().__init__(checkpoint, **reconstructor_kwargs)
         self.mesh = mesh and self.rec.cfg.triplane_head is not None
         self.mesh_resolution = mesh_resolution
+
+    @property
+    def carve_votes(self) -> int:
+        """The silhouette carving setting (``Reconstructor.carve_votes``): a resumed run keeps only the same."""
+        return self.rec.carve_votes
 
     def reconstruct(self, inputs: Views) -> Reconstruction:
         r = self.rec.reconstruct(inputs.to("cpu"))
@@ -66,7 +67,8 @@ class UnposedModelMethod(_CheckpointMethod):
 
     def reconstruct(self, inputs: Views) -> Reconstruction:
         t0 = time.perf_counter()
-        r, cams = self.rec.reconstruct_unposed(inputs.images.cpu())
+        masks = None if inputs.masks is None else inputs.masks.cpu()  # protocols that give masks give them here too
+        r, cams = self.rec.reconstruct_unposed(inputs.images.cpu(), masks)
         r.seconds = time.perf_counter() - t0
         r.info["c2w_pred"] = cams.c2w
         return r

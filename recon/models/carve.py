@@ -23,7 +23,10 @@ def outside_mask_votes(
     c2w: Tensor,  # [V, 4, 4] camera-to-world, OpenCV
     K: Tensor,  # [V, 3, 3] pixels of the masks
     masks: Tensor,  # [V, H, W] foreground in [0, 1]
-    threshold: float = 0.5,  # a bilinear mask value below this counts as background
+    # A bilinear mask value below this counts as background. Below 0.5 to spare the silhouette's
+    # antialiased edge: on training seeds 0.25 kept the whole-image gain of 0.5 (19.50 vs 19.51 dB)
+    # and lost less over the foreground (13.41 vs 13.32 dB; no carving 13.47).
+    threshold: float = 0.25,
     near: float = 1e-6,  # centres closer than this (camera z) are not tested by that view
 ) -> Tensor:
     """Number of *other* views ``[N]`` (int64) that see each centre in front of them, inside their

@@ -191,12 +191,17 @@ def _composite(img) -> torch.Tensor:
     return rgb if img.alpha is None else composite_over(rgb, torch.as_tensor(img.alpha).float())
 
 
+def alpha_masks(images) -> torch.Tensor | None:
+    """Foreground masks ``[V, H, W, 1]`` from the images' alpha channels when every image has one, else None."""
+    if not images or any(im.alpha is None for im in images):
+        return None
+    return torch.stack([torch.as_tensor(im.alpha).float() for im in images])[..., None]
+
+
 def views_from_images(images, cameras: Cameras, names: list[str] | None = None) -> Views:
     """``Views`` of loaded images: colour composited over white, alpha channels as foreground masks
-    when every image has one (the photo texture bake uses them)."""
-    masks = None
-    if all(im.alpha is not None for im in images):
-        masks = torch.stack([torch.as_tensor(im.alpha).float() for im in images])[..., None]
+    when every image has one (silhouette carving and the photo texture bake use them)."""
+    masks = alpha_masks(images)
     return Views(torch.stack([_composite(im) for im in images]), cameras, masks=masks,
                  names=list(names) if names is not None else [im.name for im in images])
 
@@ -307,6 +312,8 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
         report["pose_method"] = "given"
         report["pose_reason"] = f"cameras from {opts.cameras or paths[0]}"
         views = views_from_images(images, cams, names)
+        if opts.mask == "none":  # no masks at all: no carving, photo textures from every pixel
+            views.masks = None
     elif mode == "single":
         from recon.pipeline.preprocess import foreground_mask, recentre_crop
 
@@ -344,7 +351,8 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
                     warnings.append(f"SfM left {len(rgb) - len(keep)} view(s) unregistered; they are not used: "
                                     + ", ".join(names[i] for i in range(len(rgb)) if i not in keep))
                 names = [names[i] for i in keep]
-                views = Views(torch.stack([rgb[i] for i in keep]), sfm.cameras, names=names)
+                masks = alpha_masks([images[i] for i in keep]) if opts.mask != "none" else None
+                views = Views(torch.stack([rgb[i] for i in keep]), sfm.cameras, masks=masks, names=names)
                 report["confidence"] = sfm.confidence
                 mode = "posed"
         elif method == "sfm":
@@ -359,11 +367,14 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
     # ---- predict ----------------------------------------------------------------------------------
     t0 = time.perf_counter()
     if report["mode"] == "unposed":
-        rec, cams = reconstructor.reconstruct_unposed(unposed_rgb)
-        views = Views(unposed_rgb, cams, names=names)
+        masks = alpha_masks(images) if opts.mask != "none" else None
+        rec, cams = reconstructor.reconstruct_unposed(unposed_rgb, masks)
+        views = Views(unposed_rgb, cams, masks=masks, names=names)
         report["confidence"] = float(sum(rec.info.get("pose_inlier_ratio", [0.0])) / max(1, len(names)))
+        report["pose_masks"] = masks is not None  # alpha masks kept the background out of the pose
     else:
         rec = reconstructor.reconstruct(views)
+        report["carved"] = rec.info.get("carved", 0)  # Gaussians outside other views' masks (alpha input)
     g = rec.gaussians
     timings["predict"] = time.perf_counter() - t0
 

@@ -25,6 +25,9 @@ class LossWeights:
     opacity: float = 0.05  # BCE of per-pixel opacity vs input masks (objects only)
     pointmap: float = 0.2
     pointmap_conf_alpha: float = 0.2  # DUSt3R's -alpha log(conf)
+    # + this * log(conf) on pixels with no surface: without it the background's confidence is never
+    # trained and can outrank the object's in the pose recovery (measured on the first checkpoint)
+    pointmap_bg_conf: float = 0.1
     sdf: float = 1.0
     eikonal: float = 0.05
     sdf_color: float = 0.2
@@ -63,11 +66,15 @@ def gt_pointmap(depth_z: Tensor, c2w: Tensor, K: Tensor) -> tuple[Tensor, Tensor
 
 def pointmap_loss(pred: Tensor, conf: Tensor, gt: Tensor, valid: Tensor, w: LossWeights) -> Tensor:
     """Confidence-weighted regression (DUSt3R): ``sum conf * |p - gt| - alpha * log conf`` over valid
-    pixels, with the prediction normalised by its own mean distance."""
+    pixels, with the prediction normalised by its own mean distance; plus ``pointmap_bg_conf *
+    mean log conf`` over the pixels with no surface, which pulls their confidence to its floor of 1."""
     p = normalise_points(pred, valid)
     err = (p - gt).norm(dim=-1)
     c = conf[valid]
-    return (c * err[valid] - w.pointmap_conf_alpha * c.log()).mean()
+    loss = (c * err[valid] - w.pointmap_conf_alpha * c.log()).mean()
+    if w.pointmap_bg_conf > 0 and not bool(valid.all()):
+        loss = loss + w.pointmap_bg_conf * conf[~valid].log().mean()
+    return loss
 
 
 def sdf_query_points(points: Tensor, h: float = 0.01) -> Tensor:

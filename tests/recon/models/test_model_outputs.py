@@ -9,6 +9,7 @@ from recon.data.procedural.item import make_item, object_for_seed
 from recon.data.types import Views
 from recon.errors import ReconError
 from recon.models import ModelOutput, ReconModel, preset
+from recon.models.carve import resize_masks
 from recon.reconstructor import Reconstructor
 from renderer import Cameras
 from tests.recon.models.helpers import gt_pointmap, relative_c2w
@@ -168,3 +169,29 @@ def test_posed_reconstruction_follows_the_world_frame(tiny_model):
     g2 = rec.reconstruct(Views(views.images, Cameras(moved, views.cameras.K, 32, 32), masks=views.masks)).gaussians
     assert torch.allclose(g2.means, 2.0 * g.means + torch.tensor([1.0, -3.0, 0.5]), atol=1e-4)
     assert torch.allclose(g2.scales, 2.0 * g.scales, rtol=1e-4, atol=1e-6)
+
+
+def test_unposed_masks_keep_a_confident_background_out_of_the_pose():
+    """The pointmap loss never trains the background's confidence, and a trained head can rate it
+    above the object's. Given masks, only object pixels count: exact object points with a *more*
+    confident noise background still give the true cameras, and no selected point is off the mask."""
+    seed = 4
+    big = make_item(seed, n_inputs=3, n_targets=0, size=64).inputs
+    small = make_item(seed, n_inputs=3, n_targets=0, size=32).inputs
+    pts, valid = gt_pointmap(small)
+    noise = torch.randn(pts.shape, generator=torch.Generator().manual_seed(1))
+    rec = Reconstructor(_ExactPointmapModel(torch.where(valid[..., None], pts, noise), torch.where(valid, 1.6, 5.0)),
+                        dtype=torch.float32)
+    assert not rec.predict_unposed(big.images).pose.solved.all()  # the background outvotes the object
+    pred = rec.predict_unposed(big.images, big.masks)
+    assert pred.pose.solved.all()
+    on_mask = (resize_masks(big.masks, 32, 32) >= 0.5).sum((1, 2))
+    assert (pred.pose.num_points <= on_mask).all() and (pred.pose.num_points > 0).all()
+    gt = relative_c2w(big)
+    rot = torch.rad2deg(torch.acos((((pred.cameras.c2w[:, :3, :3].transpose(1, 2) @ gt[:, :3, :3])
+                                      .diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)))
+    assert (rot < 1.0).all()
+    r, _ = rec.reconstruct_unposed(big.images, big.masks)
+    assert r.info["pose_masks"] is True and all(r.info["pose_solved"])
+    with pytest.raises(ReconError, match="do not match"):
+        rec.predict_unposed(big.images, big.masks[:2])

@@ -167,6 +167,7 @@ def test_auto_mode_falls_back_to_pointmap_when_sfm_registers_too_few(eval_data, 
     assert rep["mode"] == "unposed" and rep["pose_method"] == "pointmap"
     assert "SfM registered" in rep["pose_reason"] and "of 12 views" in rep["pose_reason"]
     assert rep["sfm"]["views"] == 12 and rep["sfm"]["registered"] < 9
+    assert rep["pose_masks"] is True  # RGBA photos: the alpha masks restrict the pointmap pose to the object
 
 
 def test_package_level_api(tiny_checkpoint, tmp_path):
@@ -245,3 +246,14 @@ def test_mesh_texture_from_the_input_photos_for_posed_input(opaque_checkpoint, e
     assert json.loads((tmp_path / "m" / "report.json").read_text())["meshes"]["glb"]["colors_from"] == "source"
     with pytest.raises(ReconError, match="--texture-from"):
         reconstruct(recon_examples() / "toy_posed", dataclasses.replace(_opts(opaque_checkpoint), texture_from="paint"))
+
+
+def test_alpha_masks_carve_posed_input_unless_masks_are_off(eval_data, tiny_checkpoint):
+    """Posed RGBA input: alpha masks carve the Gaussians (report["carved"]); ``mask="none"`` uses no
+    masks at all, so nothing is carved and the carved Gaussians come back."""
+    lego = eval_data / "nerf_synthetic_lego"
+    carved = reconstruct(lego, _opts(tiny_checkpoint, views=LEGO_VIEWS))
+    plain = reconstruct(lego, _opts(tiny_checkpoint, views=LEGO_VIEWS, mask="none"))
+    assert carved.report["carved"] > 0 and plain.report["carved"] == 0
+    assert len(plain.gaussians) == len(carved.gaussians) + carved.report["carved"]
+    assert plain.photos.masks is None and carved.photos.masks is not None
