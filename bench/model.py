@@ -79,14 +79,21 @@ def _peak_rss_kb() -> int:
         return kb // 1024 if sys.platform == "darwin" else kb  # bytes on macOS
 
 
-def _inputs(views: int, size: int):
-    """``Views`` of ``views`` random-colour images ``[V, size, size, 3]`` seen from an orbit rig."""
+def _inputs(views: int, size: int, masks: bool = False):
+    """``Views`` of ``views`` random-colour images ``[V, size, size, 3]`` seen from an orbit rig;
+    with ``masks``, a centred disc of half the image width as every view's mask (what the
+    reconstructor's silhouette carving then tests every Gaussian against)."""
     from recon.data.types import Views
     from renderer import Cameras
 
     cams = Cameras.orbit(views, radius=2.8, elevation_deg=20, fov_deg=50, width=size, height=size)
     images = torch.rand(views, size, size, 3, generator=torch.Generator().manual_seed(0))
-    return Views(images, cams)
+    m = None
+    if masks:
+        r = torch.arange(size) + 0.5 - size / 2
+        disc = ((r[:, None] ** 2 + r[None, :] ** 2) <= (size / 4) ** 2).float()
+        m = disc[None, :, :, None].expand(views, size, size, 1).contiguous()
+    return Views(images, cams, masks=m)
 
 
 def run_case(case: dict) -> dict:
@@ -106,7 +113,7 @@ def run_case(case: dict) -> dict:
     else:
         rec = Reconstructor(ReconModel(preset(case["preset"])), device=dev, dtype=dtype)
     model = rec.model.eval()
-    views = _inputs(case["views"], case["size"])
+    views = _inputs(case["views"], case["size"], case.get("masks", False))
     if case["path"] == "model":
         frame = CanonicalFrame.from_cameras(views.cameras)
         canon = frame.cameras_to_canonical(views.cameras)
@@ -185,6 +192,7 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed calls first")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--masks", action="store_true", help="give the views masks (the reconstructor path then carves)")
     p.add_argument("--json", default=None, help="output file (default bench/results/model_<device>.json)")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: one configuration, JSON
     a = p.parse_args(argv)
@@ -203,7 +211,7 @@ def main(argv=None) -> None:
                 for views in a.views:
                     case = {"preset": a.preset, "checkpoint": a.checkpoint, "path": path, "views": views, "size": size,
                             "dtype": dtype, "device": device, "repeats": a.repeats, "warmup": a.warmup,
-                            "threads": a.threads}
+                            "threads": a.threads, "masks": a.masks}
                     r = _spawn(case)
                     print(json.dumps({k: v for k, v in r.items() if k not in ("times_s", "checkpoint")}), flush=True)
                     cases.append(r)
@@ -215,6 +223,7 @@ def main(argv=None) -> None:
         "device_name": torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine()),
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
+        "masks": a.masks,
         "cases": cases,
     }
     out = Path(a.json or f"bench/results/model_{device}.json")
