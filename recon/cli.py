@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
     c.add_argument("--mask", default="auto", choices=["auto", "alpha", "grabcut", "none"],
-                   help="foreground mask for single-image mode (auto: alpha channel, else GrabCut)")
+                   help="single-image mode: the mask that crops the object (auto: alpha channel, else GrabCut); "
+                        "several images: alpha channels are masks (silhouette carving, pose, textures) unless 'none'")
     c.add_argument("--foreground-ratio", type=float, default=0.85, help="object fill of the crop (single-image mode)")
 
     x = sub.add_parser(

@@ -51,7 +51,9 @@ class ReconstructOptions:
     refine_steps: int = 0
     device: str = "auto"
     checkpoint: Path | None = None  # default checkpoints/default
-    mask: str = "auto"  # auto (alpha, else GrabCut for single/unposed objects) | alpha | grabcut | none
+    # single: auto (alpha, else GrabCut) | alpha | grabcut | none; several images: alpha channels are the
+    # masks (carving, unposed pose, photo textures) whenever every image has one, unless "none"
+    mask: str = "auto"
     foreground_ratio: float = 0.85  # object fill of the crop (single mode)
     max_pixels: int = 40_000_000
     sfm_min_views: int = 8
