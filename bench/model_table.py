@@ -79,7 +79,12 @@ def table() -> str:
             if m.get("mesh_chamfer_l1") is not None:
                 other.append(f"SDF mesh Chamfer-L1 {m['mesh_chamfer_l1']:.4f}, F-score {m.get('mesh_fscore', 0):.3f}")
             if m.get("pose_rot_deg") is not None:
-                other.append(f"camera rotation error {m['pose_rot_deg']:.2f} deg, translation error {m['pose_trans_err']:.3f}")
+                # the errors count every camera, and an unsolved one is the identity: say how many were solved
+                solved = [it["info"].get("pose_solved") for it in r["items"]]
+                solved = [s[1:] for s in solved if isinstance(s, list)]
+                tally = f" ({sum(map(sum, solved))} of {sum(map(len, solved))} non-reference cameras solved)" if solved else ""
+                other.append(f"camera rotation error {m['pose_rot_deg']:.2f} deg, translation error "
+                             f"{m['pose_trans_err']:.3f}{tally}")
             partial = "" if r["full_protocol"] else " (first seeds)"
             lines.append(f"| {protocol}{partial} | **{method}** | {m['items']} | {fmt(m.get('psnr'))} | "
                          f"{fmt(m.get('ssim'), 3)} | {fmt(m.get('seconds_method'))} | {'; '.join(other)} |")
