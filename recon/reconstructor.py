@@ -309,7 +309,7 @@ class Reconstructor:
         info = {"mode": "unposed", "world": "first camera", "scale": "pointmap mean distance = 1",
                 "pose_masks": masks is not None,
                 "gaussians": len(g), "pose_solved": p.solved.tolist(), "pose_inlier_ratio": p.inlier_ratio.tolist(),
-                "pose_reproj_px": reproj, **{k: v for k, v in self.info.items() if k != "carve_votes"}}  # no masks here
+                "pose_reproj_px": reproj, **{k: v for k, v in self.info.items() if k != "carve_votes"}}  # unposed input is not carved
         return Reconstruction(g, None, dt, info), cams
 
     @torch.no_grad()
