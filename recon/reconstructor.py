@@ -220,7 +220,7 @@ class Reconstructor:
         pg.scales = pg.scales * self.scale_gain
         carved = 0
         if self.carve_votes > 0 and views.masks is not None and len(views) > 1:
-            B, V, h, w = pg.opacities.shape
+            _, V, h, w = pg.opacities.shape
             canon = frame.cameras_to_canonical(cams)
             dev = pg.means.device
             source = torch.arange(V, device=dev).repeat_interleave(h * w)
@@ -309,7 +309,8 @@ class Reconstructor:
         info = {"mode": "unposed", "world": "first camera", "scale": "pointmap mean distance = 1",
                 "pose_masks": masks is not None,
                 "gaussians": len(g), "pose_solved": p.solved.tolist(), "pose_inlier_ratio": p.inlier_ratio.tolist(),
-                "pose_reproj_px": reproj, **{k: v for k, v in self.info.items() if k != "carve_votes"}}  # unposed input is not carved
+                "pose_reproj_px": reproj,
+                **{k: v for k, v in self.info.items() if k != "carve_votes"}}  # unposed input is not carved
         return Reconstruction(g, None, dt, info), cams
 
     @torch.no_grad()

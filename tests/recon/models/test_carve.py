@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from recon.data.procedural.item import make_item
+from recon.errors import ReconError
 from recon.models.adapter import pixel_rays
 from recon.models.carve import outside_mask_votes, resize_masks
 from recon.reconstructor import Reconstructor
@@ -84,7 +86,7 @@ def test_reconstructor_carves_only_with_masks(tiny_model):
     """With masks, no kept Gaussian lies on another view's background; without masks (or with
     ``carve_votes=0``) nothing is carved; with all-foreground masks nothing is carved either."""
     views = make_item(3, n_inputs=3, n_targets=0, size=32).inputs
-    kw = dict(dtype=torch.float32, min_opacity=0.0)
+    kw = {"dtype": torch.float32, "min_opacity": 0.0}
     plain = Reconstructor(tiny_model, carve_votes=0, **kw)
     carving = Reconstructor(tiny_model, **kw)
     assert carving.carve_votes == 1 and carving.info["carve_votes"] == 1
@@ -106,9 +108,5 @@ def test_reconstructor_carves_only_with_masks(tiny_model):
     full.masks = torch.ones_like(views.masks)
     assert torch.equal(carving.predict(full)[0].opacities, base.opacities)
     for bad in (-1, 1.5, True, "1"):
-        try:
+        with pytest.raises(ReconError, match="carve_votes must be a whole number"):
             Reconstructor(tiny_model, carve_votes=bad)
-        except Exception as e:  # noqa: BLE001 - the type is checked below
-            assert type(e).__name__ == "ReconError" and "carve_votes" in str(e)
-        else:
-            raise AssertionError(f"carve_votes={bad!r} was accepted")
