@@ -28,7 +28,7 @@ from recon.errors import ReconError
 from recon.eval.interface import Mesh, Reconstruction
 from recon.models import ModelConfig, ReconModel
 from recon.models.adapter import PixelGaussians, gaussians_from_raw
-from recon.models.carve import outside_mask_votes, resize_masks
+from recon.models.carve import outside_mask_votes
 from recon.models.frame import CanonicalFrame
 from recon.models.pointmap import PointmapCameras, cameras_from_pointmaps, select_points
 from recon.models.sdf_mesh import extract_mesh
@@ -71,6 +71,12 @@ def resize_images(images: Tensor, width: int, height: int) -> Tensor:
     x = F.interpolate(images.permute(0, 3, 1, 2).float(), size=(height, width), mode="bilinear",
                       antialias=True, align_corners=False)
     return x.permute(0, 2, 3, 1).clamp(0, 1)
+
+
+def resize_masks(masks: Tensor, width: int, height: int) -> Tensor:
+    """``masks [V, H, W]`` or ``[V, H, W, 1]`` in [0, 1] -> ``[V, height, width]``, resized exactly
+    as ``resize_images`` resizes the images, so mask and image pixels stay aligned."""
+    return resize_images((masks if masks.ndim == 4 else masks[..., None]).float(), width, height)[..., 0]
 
 
 def resize_views(images: Tensor, cameras: Cameras, width: int, height: int) -> tuple[Tensor, Cameras]:
@@ -143,7 +149,6 @@ class Reconstructor:
         # views; 0 turns it off. Not learned, so not a checkpoint setting.
         self.carve_votes = carve_votes
         self.info = dict(info or {})
-        self.info["carve_votes"] = carve_votes
 
     @classmethod
     def from_pretrained(cls, directory: str | Path = "checkpoints/default", device: str | torch.device = "cpu",
@@ -239,8 +244,8 @@ class Reconstructor:
         pg, frame, _, carved = self._predict(inputs)
         g = frame.gaussians_to_world(pg.item(0, self.min_opacity).to(torch.device("cpu")))
         dt = time.perf_counter() - t0
-        return Reconstruction(g, None, dt, {"gaussians": len(g), "carved": carved, "frame": frame.to_dict(),
-                                            **self.info})
+        return Reconstruction(g, None, dt, {"gaussians": len(g), "carve_votes": self.carve_votes, "carved": carved,
+                                            "frame": frame.to_dict(), **self.info})
 
     @torch.no_grad()
     def predict_unposed(self, images: Tensor, masks: Tensor | None = None) -> UnposedPrediction:
@@ -309,8 +314,7 @@ class Reconstructor:
         info = {"mode": "unposed", "world": "first camera", "scale": "pointmap mean distance = 1",
                 "pose_masks": masks is not None,
                 "gaussians": len(g), "pose_solved": p.solved.tolist(), "pose_inlier_ratio": p.inlier_ratio.tolist(),
-                "pose_reproj_px": reproj,
-                **{k: v for k, v in self.info.items() if k != "carve_votes"}}  # unposed input is not carved
+                "pose_reproj_px": reproj, **self.info}
         return Reconstruction(g, None, dt, info), cams
 
     @torch.no_grad()

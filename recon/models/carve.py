@@ -48,12 +48,3 @@ def outside_mask_votes(
         votes += (inside & (m < threshold)).long()
     return votes
 
-
-def resize_masks(masks: Tensor, width: int, height: int) -> Tensor:
-    """Resize ``masks [V, H, W]`` or ``[V, H, W, 1]`` to ``[V, height, width]`` in [0, 1] the way the
-    images are resized (antialiased bilinear), so mask and image pixels stay aligned."""
-    m = masks[..., 0] if masks.ndim == 4 else masks
-    if tuple(m.shape[1:]) == (height, width):
-        return m.float().clamp(0, 1)
-    return F.interpolate(m[:, None].float(), size=(height, width), mode="bilinear", antialias=True,
-                         align_corners=False)[:, 0].clamp(0, 1)

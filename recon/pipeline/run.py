@@ -200,10 +200,15 @@ def alpha_masks(images) -> torch.Tensor | None:
     return torch.stack([torch.as_tensor(im.alpha).float() for im in images])[..., None]
 
 
-def views_from_images(images, cameras: Cameras, names: list[str] | None = None) -> Views:
+def _input_masks(images, opts: ReconstructOptions) -> torch.Tensor | None:
+    """The masks of several input images: their alpha channels (``alpha_masks``) unless ``--mask none``."""
+    return alpha_masks(images) if opts.mask != "none" else None
+
+
+def views_from_images(images, cameras: Cameras, names: list[str] | None = None, use_alpha: bool = True) -> Views:
     """``Views`` of loaded images: colour composited over white, alpha channels as foreground masks
-    when every image has one (silhouette carving and the photo texture bake use them)."""
-    masks = alpha_masks(images)
+    when every image has one and ``use_alpha`` (silhouette carving and the photo texture bake use them)."""
+    masks = alpha_masks(images) if use_alpha else None
     return Views(torch.stack([_composite(im) for im in images]), cameras, masks=masks,
                  names=list(names) if names is not None else [im.name for im in images])
 
@@ -313,9 +318,7 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
     if mode == "posed":
         report["pose_method"] = "given"
         report["pose_reason"] = f"cameras from {opts.cameras or paths[0]}"
-        views = views_from_images(images, cams, names)
-        if opts.mask == "none":  # no masks at all: no carving, photo textures from every pixel
-            views.masks = None
+        views = views_from_images(images, cams, names, use_alpha=opts.mask != "none")
     elif mode == "single":
         from recon.pipeline.preprocess import foreground_mask, recentre_crop
 
@@ -353,8 +356,8 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
                     warnings.append(f"SfM left {len(rgb) - len(keep)} view(s) unregistered; they are not used: "
                                     + ", ".join(names[i] for i in range(len(rgb)) if i not in keep))
                 names = [names[i] for i in keep]
-                masks = alpha_masks([images[i] for i in keep]) if opts.mask != "none" else None
-                views = Views(torch.stack([rgb[i] for i in keep]), sfm.cameras, masks=masks, names=names)
+                views = Views(torch.stack([rgb[i] for i in keep]), sfm.cameras,
+                              masks=_input_masks([images[i] for i in keep], opts), names=names)
                 report["confidence"] = sfm.confidence
                 mode = "posed"
         elif method == "sfm":
@@ -369,7 +372,7 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
     # ---- predict ----------------------------------------------------------------------------------
     t0 = time.perf_counter()
     if report["mode"] == "unposed":
-        masks = alpha_masks(images) if opts.mask != "none" else None
+        masks = _input_masks(images, opts)
         rec, cams = reconstructor.reconstruct_unposed(unposed_rgb, masks)
         views = Views(unposed_rgb, cams, masks=masks, names=names)
         report["confidence"] = float(sum(rec.info.get("pose_inlier_ratio", [0.0])) / max(1, len(names)))

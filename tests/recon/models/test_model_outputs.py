@@ -9,8 +9,7 @@ from recon.data.procedural.item import make_item, object_for_seed
 from recon.data.types import Views
 from recon.errors import ReconError
 from recon.models import ModelOutput, ReconModel, preset
-from recon.models.carve import resize_masks
-from recon.reconstructor import Reconstructor
+from recon.reconstructor import Reconstructor, resize_masks
 from renderer import Cameras
 from tests.recon.models.helpers import gt_pointmap, relative_c2w
 
