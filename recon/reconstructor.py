@@ -128,7 +128,7 @@ class Reconstructor:
 
     def __init__(self, model: ReconModel, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                  min_opacity: float = 0.005, info: dict | None = None, pose_min_conf: float = 1.5,
-                 scale_gain: float = 1.0, carve_votes: int = 1):
+                 scale_gain: float = 1.0, carve_votes: int = 1, carve_threshold: float = 0.25):
         if isinstance(carve_votes, bool) or not isinstance(carve_votes, int) or carve_votes < 0:
             raise ReconError(f"carve_votes must be a whole number >= 0, not {carve_votes!r}")
         if isinstance(scale_gain, bool) or not (isinstance(scale_gain, (int, float)) and math.isfinite(scale_gain)
@@ -148,6 +148,7 @@ class Reconstructor:
         # Gaussian is dropped when its centre falls on the background of at least this many other
         # views; 0 turns it off. Not learned, so not a checkpoint setting.
         self.carve_votes = carve_votes
+        self.carve_threshold = float(carve_threshold)  # mask value below which a view says background
         self.info = dict(info or {})
 
     @classmethod
@@ -230,7 +231,7 @@ class Reconstructor:
             dev = pg.means.device
             source = torch.arange(V, device=dev).repeat_interleave(h * w)
             votes = outside_mask_votes(pg.means[0].reshape(-1, 3), source, canon.c2w.to(dev), canon.K.to(dev),
-                                       resize_masks(views.masks, w, h).to(dev))
+                                       resize_masks(views.masks, w, h).to(dev), threshold=self.carve_threshold)
             drop = (votes >= self.carve_votes).reshape(1, V, h, w)
             carved = int((drop & (pg.opacities > self.min_opacity)).sum())
             pg.opacities = pg.opacities * (~drop).to(pg.opacities.dtype)
