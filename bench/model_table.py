@@ -85,6 +85,10 @@ def table() -> str:
                 tally = f" ({sum(map(sum, solved))} of {sum(map(len, solved))} non-reference cameras solved)" if solved else ""
                 other.append(f"camera rotation error {m['pose_rot_deg']:.2f} deg, translation error "
                              f"{m['pose_trans_err']:.3f}{tally}")
+                if m.get("pose_acc15") is not None:
+                    solved_err = m.get("pose_rot_deg_solved")
+                    other.append(f"{100 * m['pose_acc15']:.0f}% of them within 15 deg"
+                                 + ("" if solved_err is None else f"; solved ones' rotation error {solved_err:.2f} deg"))
             partial = "" if r["full_protocol"] else " (first seeds)"
             lines.append(f"| {protocol}{partial} | **{method}** | {m['items']} | {fmt(m.get('psnr'))} | "
                          f"{fmt(m.get('ssim'), 3)} | {fmt(m.get('seconds_method'))} | {'; '.join(other)} |")

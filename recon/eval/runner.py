@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from recon.errors import ReconError
 from recon.eval.grid import GridRow, write_grid
@@ -108,9 +109,40 @@ def align_unposed(rec: Reconstruction, inputs) -> tuple[Reconstruction, dict]:
     scale, R, t = align_similarity(pred[:, :3, 3], gt[:, :3, 3])
     g = rec.gaussians.detach().to("cpu").transform(scale=float(scale), R=R.float(), t=t.float())
     rot_deg, trans_err = camera_errors(pred, gt)
-    pose = {"pose_rot_deg": float(rot_deg[1:].mean()) if len(rot_deg) > 1 else 0.0,
-            "pose_trans_err": float(trans_err[1:].mean()) if len(trans_err) > 1 else 0.0}
-    return Reconstruction(g, rec.mesh, rec.seconds, rec.info), pose
+    return Reconstruction(g, rec.mesh, rec.seconds, rec.info), pose_metrics(rot_deg, trans_err, rec.info.get("pose_solved"))
+
+
+# A camera counts as accurate when its aligned rotation is within this many degrees of the truth
+# (the RRA@15 threshold of RelPose/PoseDiffusion/VGGT, here per camera after the similarity alignment).
+POSE_ACCURATE_DEG = 15.0
+
+
+def pose_metrics(rot_deg: Tensor, trans_err: Tensor, solved: list[bool] | None = None) -> dict:
+    """Per-item pose metrics over the non-reference cameras (index 1 on; the first is the world origin).
+
+    ``pose_rot_deg`` / ``pose_trans_err``: mean errors over all of them. A camera the method did not
+    solve (``solved[i]`` false) still has an output camera (the identity for ``recon-unposed``), so
+    these means include it; ``pose_solved`` (fraction solved) and ``pose_rot_deg_solved`` /
+    ``pose_trans_err_solved`` (means over the solved ones; None when none is) separate the two, and
+    ``pose_acc15`` is the fraction solved *and* within ``POSE_ACCURATE_DEG`` degrees. Methods that
+    do not say which cameras they solved count all as solved.
+    """
+    rot, tr = rot_deg[1:].double(), trans_err[1:].double()
+    n = len(rot)
+    if n == 0:
+        return {"pose_rot_deg": 0.0, "pose_trans_err": 0.0}
+    ok = torch.ones(n, dtype=torch.bool) if solved is None else torch.tensor([bool(s) for s in solved[1:]])
+    if len(ok) != n:
+        raise ValueError(f"pose_solved has {len(ok) + 1} entries for {n + 1} cameras")
+    k = int(ok.sum())
+    return {
+        "pose_rot_deg": float(rot.mean()),
+        "pose_trans_err": float(tr.mean()),
+        "pose_solved": k / n,
+        "pose_rot_deg_solved": float(rot[ok].mean()) if k else None,
+        "pose_trans_err_solved": float(tr[ok].mean()) if k else None,
+        "pose_acc15": float((ok & (rot < POSE_ACCURATE_DEG)).double().mean()),
+    }
 
 
 def reusable_items(previous: dict, protocol: EvalProtocol, method: Method, device: torch.device) -> dict[str, dict]:

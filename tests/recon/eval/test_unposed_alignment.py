@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from recon.data.procedural.item import make_item
@@ -38,3 +39,23 @@ def test_align_unposed_undoes_a_similarity():
     a = render(aligned.gaussians, cams, background=(1.0, 1.0, 1.0)).rgb
     b = render(g, cams, background=(1.0, 1.0, 1.0)).rgb
     assert (a - b).abs().max() < 1e-3
+
+
+def test_pose_metrics_separate_unsolved_cameras():
+    from recon.eval.runner import pose_metrics
+
+    rot = torch.tensor([0.0, 5.0, 20.0, 90.0, 3.0])  # camera 0 is the reference and never counts
+    tr = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4])
+    m = pose_metrics(rot, tr, [True, True, True, False, True])
+    assert m["pose_rot_deg"] == pytest.approx((5 + 20 + 90 + 3) / 4)
+    assert m["pose_trans_err"] == pytest.approx(0.25)
+    assert m["pose_solved"] == 0.75
+    assert m["pose_rot_deg_solved"] == pytest.approx((5 + 20 + 3) / 3)
+    assert m["pose_trans_err_solved"] == pytest.approx((0.1 + 0.2 + 0.4) / 3)
+    assert m["pose_acc15"] == 0.5  # 5 and 3 deg; 20 is too far, and the 90 deg camera was not solved
+    # an unsolved camera does not count as accurate even when its (identity) guess happens to be close
+    assert pose_metrics(rot, tr, [True, False, False, False, False])["pose_acc15"] == 0.0
+    nothing = pose_metrics(rot, tr, [True, False, False, False, False])
+    assert nothing["pose_rot_deg_solved"] is None and nothing["pose_solved"] == 0.0
+    # a method that does not say which it solved: all count as solved
+    assert pose_metrics(rot, tr)["pose_solved"] == 1.0
