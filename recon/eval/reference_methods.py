@@ -85,13 +85,19 @@ class GroundTruthDepthMethod:
 
     Scale is 0.7 x the pixel footprint (neighbours overlap, no holes), opacity 0.99, colour the
     pixel's. ``max_gaussians`` bounds the count by striding pixels (footprint grows to match).
+    ``stride`` fixes the stride instead: one Gaussian per ``stride``-th pixel in x and y, the
+    ceiling of a pixel-aligned model that works at ``1 / stride`` of the input resolution
+    (``bench/oracle_ceiling.py``).
     """
 
     name = "gt-depth"
     uses_ground_truth_depth = True
 
-    def __init__(self, max_gaussians: int = 200_000):
+    def __init__(self, max_gaussians: int = 200_000, stride: int | None = None):
+        if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1):
+            raise ReconError(f"stride must be a whole number >= 1, not {stride!r}")
         self.max_gaussians = max_gaussians
+        self.stride = stride
 
     def reconstruct(self, inputs: Views) -> Reconstruction:
         if inputs.depth_z is None:
@@ -99,7 +105,7 @@ class GroundTruthDepthMethod:
         t0 = time.perf_counter()
         depth = inputs.depth_z.float()
         fg = (depth[..., 0] > 0) if inputs.masks is None else (depth[..., 0] > 0) & (inputs.masks[..., 0] > 0.5)
-        stride = max(1, math.ceil(math.sqrt(int(fg.sum()) / self.max_gaussians)))
+        stride = self.stride or max(1, math.ceil(math.sqrt(int(fg.sum()) / self.max_gaussians)))
         points, valid, footprint = unproject_depth(inputs.cameras, depth, stride)
         keep = valid & fg[:, ::stride, ::stride]
         rgb = inputs.images.float()[:, ::stride, ::stride][keep]

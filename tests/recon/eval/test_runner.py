@@ -233,6 +233,19 @@ def test_gt_depth_unprojection_reproduces_a_surface():
     expected_z = (novel.w2c[:, None, None, :3, :3] @ (p - novel.centers[:, None, None])[..., None])[..., 2, 0]
     assert (out.depth - expected_z[..., None]).abs()[0, 8:-8, 8:-8].max() < 0.02
 
+    # A fixed stride keeps every stride-th pixel (centres at stride * i + 0.5) with footprints to match,
+    # so the plane is still covered and renders the same pattern.
+    rec2 = GroundTruthDepthMethod(stride=2).reconstruct(Views(colour, cams, depth_z=depth_z))
+    assert len(rec2.gaussians) == 2 * 24 * 24
+    torch.testing.assert_close(rec2.gaussians.means.reshape(2, 24, 24, 3), pts[:, ::2, ::2].reshape(2, 24, 24, 3),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(rec2.gaussians.scales, 2 * rec.gaussians.scales.reshape(2, 48, 48, 3)[:, ::2, ::2]
+                               .reshape(-1, 3), atol=1e-6, rtol=1e-5)
+    out2 = render(rec2.gaussians, novel)
+    assert (out2.rgb - expected).abs().mean() < 0.03
+    with pytest.raises(ReconError, match="stride must be"):
+        GroundTruthDepthMethod(stride=0)
+
 
 def test_registry():
     assert {"optimize-30s", "optimize-120s", "plane-sweep", "mean-color", "gt-depth"} <= set(method_names())
