@@ -128,7 +128,7 @@ def run_case(case: dict) -> dict:
                 out = model(img, c2w, K, conv, heads=("gaussians",))
             return out.gaussians.means.shape[1:4].numel()
     else:
-        working = model_input_size(case["size"], case["size"], rec.cfg.image_size, rec.cfg.backbone.patch)
+        working = model_input_size(case["size"], case["size"], rec.cfg.input_long_side, rec.cfg.input_multiple)
 
         def call():
             return len(rec.reconstruct(views).gaussians)

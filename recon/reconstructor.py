@@ -194,7 +194,7 @@ class Reconstructor:
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
 
     def _working_size(self, width: int, height: int) -> tuple[int, int]:
-        return model_input_size(width, height, self.cfg.image_size, self.cfg.backbone.patch)
+        return model_input_size(width, height, self.cfg.input_long_side, self.cfg.input_multiple)
 
     def _run_posed(self, views: Views, heads: tuple[str, ...]):
         """Model outputs for posed ``views`` at the working size: ``(ModelOutput, CanonicalFrame, working Cameras)``."""

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recon.models.adapter import (
@@ -33,12 +34,32 @@ from recon.models.heads import (
 
 @dataclass
 class ModelConfig:
-    image_size: int = 128  # long side the pipeline resizes inputs to (multiple of backbone.patch)
+    image_size: int = 128  # long side the backbone works at (multiple of backbone.patch)
+    # The heads' full-resolution output is this many times the backbone's working size: the model
+    # takes images of ``image_size * output_scale`` (long side), the backbone sees them area-
+    # downsampled, and the Gaussian head's last stage (and the pointmap) runs on the full images,
+    # one Gaussian per input pixel. 1 = Gaussians at the working size (the shipped checkpoint).
+    # No parameter depends on it, so weights trained at one scale load at another.
+    output_scale: int = 1
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     gaussian_head: GaussianHeadConfig | None = field(default_factory=GaussianHeadConfig)
     pointmap_head: PointmapHeadConfig | None = field(default_factory=PointmapHeadConfig)
     triplane_head: TriplaneHeadConfig | None = field(default_factory=TriplaneHeadConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+    def __post_init__(self):
+        if isinstance(self.output_scale, bool) or not isinstance(self.output_scale, int) or self.output_scale < 1:
+            raise ValueError(f"output_scale must be a whole number >= 1, not {self.output_scale!r}")
+
+    @property
+    def input_long_side(self) -> int:
+        """Long side (pixels) of the images the model takes: the working size times ``output_scale``."""
+        return self.image_size * self.output_scale
+
+    @property
+    def input_multiple(self) -> int:
+        """Both input sides must be multiples of this (the backbone's patch at its working size)."""
+        return self.backbone.patch * self.output_scale
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -65,7 +86,8 @@ class ModelConfig:
 
 
 def preset(name: str) -> ModelConfig:
-    """Named configurations: ``tiny`` (tests), ``small`` (shipped, CPU), ``large`` (GPU training at scale)."""
+    """Named configurations: ``tiny`` (tests), ``small`` (shipped, CPU), ``small-hires`` (``small`` with one
+    Gaussian per pixel of 256 px inputs), ``large`` (GPU training at scale)."""
     if name == "tiny":
         return ModelConfig(
             image_size=32,
@@ -76,6 +98,8 @@ def preset(name: str) -> ModelConfig:
         )
     if name == "small":
         return ModelConfig()
+    if name == "small-hires":  # the small network, Gaussians at 2x its working size (256 px inputs)
+        return ModelConfig(output_scale=2)
     if name == "large":
         return ModelConfig(
             image_size=256,
@@ -85,7 +109,7 @@ def preset(name: str) -> ModelConfig:
             pointmap_head=PointmapHeadConfig(c4=128),
             triplane_head=TriplaneHeadConfig(tokens=16, layers=4, plane_res=64, plane_channels=48, hidden=128),
         )
-    raise ValueError(f"unknown model preset {name!r}; known: tiny, small, large")
+    raise ValueError(f"unknown model preset {name!r}; known: tiny, small, small-hires, large")
 
 
 @dataclass
@@ -94,7 +118,8 @@ class ModelOutput:
 
     Attributes:
         gaussians: per-pixel Gaussians (posed input with a Gaussian head), else None.
-        depth_logits: [B*V, D, H/4, W/4] plane logits; near/far: [B, V] plane range (posed only).
+        depth_logits: [B*V, D, H/(4s), W/(4s)] plane logits (s = ``output_scale``); near/far: [B, V]
+            plane range (posed only).
         pointmap: [B, V, H, W, 3] points in the first camera's frame, conf: [B, V, H, W] (pointmap head).
         planes: [B, 3, C, R, R] triplanes (triplane head); decode with ``ReconModel.sdf``.
         sdf, sdf_rgb: the triplane decoded at ``sdf_points`` when they were given.
@@ -136,7 +161,11 @@ class ReconModel(nn.Module):
         posed = c2w is not None
         if posed and converged is None:
             converged = torch.ones(B, dtype=torch.bool, device=images.device)
-        feats = self.backbone(images, c2w, K, converged)
+        s = self.cfg.output_scale
+        if H % s or W % s:
+            raise ValueError(f"image size {W}x{H} must be a multiple of output_scale {s}")
+        small, K_small = self._backbone_inputs(images, K)
+        feats = self.backbone(small, c2w, K_small, converged)
         out = ModelOutput()
         if "gaussians" in heads and self.gaussian_head is not None:
             logits, raw = self.gaussian_head(feats, images)
@@ -155,6 +184,20 @@ class ReconModel(nn.Module):
                 with torch.autocast(images.device.type, enabled=False):
                     out.sdf, out.sdf_rgb = self.triplane_head.decode(out.planes, sdf_points)
         return out
+
+    def _backbone_inputs(self, images: Tensor, K: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Images ``[B, V, 3, H, W]`` and ``K`` (pixels of H x W) -> the backbone's: area-downsampled by
+        ``output_scale`` (exact blocks), ``K`` in pixels of the smaller image (pixel edges at 0)."""
+        s = self.cfg.output_scale
+        if s == 1:
+            return images, K
+        B, V, C, H, W = images.shape
+        small = F.avg_pool2d(images.reshape(B * V, C, H, W), s).reshape(B, V, C, H // s, W // s)
+        if K is None:
+            return small, None
+        K_small = K.clone()
+        K_small[..., :2, :] = K_small[..., :2, :] / s
+        return small, K_small
 
     def sdf(self, planes: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
         """Signed distance ``[B, P]`` (canonical units, negative inside) and colour ``[B, P, 3]`` at

@@ -328,7 +328,7 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
         if m.warning:
             warnings.append(m.warning)
         K = default_intrinsics(im.rgb.shape[1], im.rgb.shape[0], im.exif_focal_35mm)
-        size = reconstructor.cfg.image_size
+        size = reconstructor.cfg.input_long_side
         prep = recentre_crop(im, torch.as_tensor(m.mask).float(), K, opts.foreground_ratio, out_size=size)
         c2w = torch.eye(4)
         c2w[2, 3] = -SINGLE_DISTANCE
@@ -390,7 +390,7 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
 
         t0 = time.perf_counter()
         cfg = reconstructor.cfg
-        w, h = model_input_size(views.cameras.width, views.cameras.height, cfg.image_size, cfg.backbone.patch)
+        w, h = model_input_size(views.cameras.width, views.cameras.height, cfg.input_long_side, cfg.input_multiple)
         small_img, small_cams = resize_views(views.images, views.cameras, w, h)
         r = refine_gaussians(g, Views(small_img, small_cams), RefineConfig(steps=opts.refine_steps))
         g = r.gaussians

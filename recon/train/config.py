@@ -131,7 +131,10 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
-        self.model_config()  # an unknown preset or model key raises ValueError here, not mid-run
+        mc = self.model_config()  # an unknown preset or model key raises ValueError here, not mid-run
+        if d.size % mc.input_multiple:
+            raise ValueError(f"data.size {d.size} must be a multiple of {mc.input_multiple} (the model's patch "
+                             f"{mc.backbone.patch} x output_scale {mc.output_scale})")
 
     def model_config(self) -> ModelConfig:
         return preset(self.model) if isinstance(self.model, str) else ModelConfig.from_dict(self.model)

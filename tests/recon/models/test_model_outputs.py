@@ -194,3 +194,50 @@ def test_unposed_masks_keep_a_confident_background_out_of_the_pose():
     assert r.info["pose_masks"] is True and all(r.info["pose_solved"])
     with pytest.raises(ReconError, match="do not match"):
         rec.predict_unposed(big.images, big.masks[:2])
+
+
+def test_output_scale_puts_one_gaussian_on_each_input_pixel(tiny_model):
+    """``output_scale = 2``: the backbone sees the images area-downsampled 2x (with K halved) and is
+    exactly the scale-1 backbone there; the Gaussians and the pointmap come out at the input size,
+    on the input cameras' pixel rays. The same weights load at either scale."""
+    import dataclasses
+
+    big = ReconModel(dataclasses.replace(preset("tiny"), output_scale=2)).eval()
+    big.load_state_dict(tiny_model.state_dict(), strict=True)
+    cams = Cameras.orbit(V, radius=2.5, width=2 * W, height=2 * H)
+    c2w, K = cams.c2w[None].expand(B, -1, -1, -1), cams.K[None].expand(B, -1, -1, -1)
+    images = torch.rand(B, V, 3, 2 * H, 2 * W, generator=torch.Generator().manual_seed(1))
+    conv = torch.ones(B, dtype=torch.bool)
+    with torch.no_grad():
+        out = big(images, c2w, K, conv, heads=("gaussians", "pointmap"))
+        small_cams = cams.resize(W, H)
+        small = torch.nn.functional.avg_pool2d(images.reshape(B * V, 3, 2 * H, 2 * W), 2).reshape(B, V, 3, H, W)
+        ref = tiny_model(small, small_cams.c2w[None].expand(B, -1, -1, -1), small_cams.K[None].expand(B, -1, -1, -1),
+                         conv, heads=("gaussians",))
+    _assert_gaussians_valid(out.gaussians, B, V, 2 * H, 2 * W)
+    for b in range(B):
+        _assert_on_rays(out.gaussians.means[b], out.gaussians.depth_z[b], cams)
+    assert out.gaussian_raw.shape == (B * V, 12, 2 * H, 2 * W)
+    assert out.pointmap.shape == (B, V, 2 * H, 2 * W, 3) and out.conf.shape == (B, V, 2 * H, 2 * W)
+    # The plane logits come from the backbone and the head's coarse stages only: identical to the
+    # scale-1 model's on the downsampled views.
+    torch.testing.assert_close(out.depth_logits, ref.depth_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.near, ref.near)
+    with pytest.raises(ValueError, match="multiple of output_scale"):
+        big(images[..., :-1], c2w, K, conv)
+    with pytest.raises(ValueError, match="output_scale must be"):
+        dataclasses.replace(preset("tiny"), output_scale=0)
+
+
+def test_reconstructor_with_output_scale_works_at_the_input_multiple(tiny_model):
+    import dataclasses
+
+    big = ReconModel(dataclasses.replace(preset("tiny"), output_scale=2)).eval()
+    big.load_state_dict(tiny_model.state_dict(), strict=True)
+    rec = Reconstructor(big, dtype=torch.float32, min_opacity=0.0)
+    assert rec.cfg.input_long_side == 64 and rec.cfg.input_multiple == 16
+    item = make_item(3, n_inputs=2, n_targets=1, size=96)
+    pg, _, cams = rec.predict(Views(item.inputs.images, item.inputs.cameras))
+    assert (cams.width, cams.height) == (64, 64)  # the input's 96 px resized to the model's 64
+    assert pg.means.shape == (1, 2, 64, 64, 3)
+    assert len(rec.reconstruct(Views(item.inputs.images, item.inputs.cameras)).gaussians) == 2 * 64 * 64

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from recon.data.types import Item
+from recon.errors import ReconError
 from recon.reconstructor import Reconstructor
 from recon.train.config import TrainConfig, step_plan
 from recon.train.state_io import latest_step, load_state
@@ -173,3 +174,26 @@ def test_render_backend_reaches_the_photometric_renderer(tmp_path, monkeypatch):
         weights[backend] = _params(tr.model)
     assert seen == ["auto", "torch"]
     assert all(torch.equal(a, b) for a, b in zip(weights["auto"], weights["torch"]))
+
+
+def test_output_scale_trains_at_the_input_size(tmp_path):
+    """A model with ``output_scale = 2`` trains on 64 px items (backbone at 32 px): posed and unposed
+    steps run, the depth loss compares the 64 px Gaussians with the 64 px depth, the full-resolution
+    stage gets gradients, and a ``data.size`` the model cannot take is refused up front."""
+    from recon.models import preset
+
+    model = preset("tiny").to_dict() | {"output_scale": 2}
+    items = [object_item(6, n_inputs=2, size=64, sdf_samples=0)]
+    cfg = TrainConfig.from_dict(config_dict(
+        tmp_path / "run", model=model, data={"cache": None, "n_inputs": [2], "n_targets": 2, "size": 64, "sdf_samples": 0},
+        unposed_fraction=0.5, batch_size=1, grad_accum=1, render_size=32, amp=False))
+    tr = Trainer(cfg, device="cpu", dataset=items)
+    before = tr.model.gaussian_head.fuse1[-1].weight.detach().clone()
+    tr.fit(max_steps=4)
+    recs = _log(tmp_path / "run")
+    assert any("depth" in r for r in recs) and any("pointmap" in r for r in recs)
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in recs)
+    assert not torch.equal(before, tr.model.gaussian_head.fuse1[-1].weight)
+    with pytest.raises(ReconError, match="data.size 40 must be a multiple of 16"):
+        TrainConfig.from_dict(config_dict(tmp_path / "bad", model=model,
+                                          data={"cache": None, "n_inputs": [2], "n_targets": 2, "size": 40, "sdf_samples": 0}))
