@@ -220,11 +220,12 @@ class Trainer:
 
     def init_weights(self, directory: str | Path) -> None:
         """Start model and EMA from a checkpoint folder's weights (sha256 and keys checked by
-        ``Reconstructor.from_pretrained``); its model config must equal this run's."""
+        ``Reconstructor.from_pretrained``); its model config must equal this run's, except for
+        ``output_scale``, which no parameter depends on (a run may go on at another output scale)."""
         from recon.reconstructor import Reconstructor
 
         src = Reconstructor.from_pretrained(directory, device="cpu")
-        if src.model.cfg.to_dict() != self.model_cfg.to_dict():
+        if ({**src.model.cfg.to_dict(), "output_scale": None} != {**self.model_cfg.to_dict(), "output_scale": None}):
             raise ReconError(f"init_from {directory}: its model config differs from the training config's")
         state = src.model.state_dict()
         self.model.load_state_dict(state)

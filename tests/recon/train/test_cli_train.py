@@ -104,6 +104,14 @@ def test_init_from_starts_a_fresh_run_from_a_checkpoint_folder(tmp_path, capsys)
     rc, _, err = _run(["train", write_config(tmp_path / "d.json", d), "--max-steps", "1"], capsys)
     assert rc == 2 and "its model config differs" in err and err.count("\n") == 1, err
     assert latest_step(tmp_path / "d" / "checkpoints") is None
+    # Another output scale is the same parameters: a fresh run at 2x the working size starts from them.
+    hires = preset("tiny").to_dict() | {"output_scale": 2}
+    e = config_dict(tmp_path / "e", **{**base, "data": {**DATA, "size": 2 * DATA["size"]}}, lr=1e-12,
+                    init_from=str(start), model=hires)
+    rc, _, err = _run(["train", write_config(tmp_path / "e.json", e), "--max-steps", "1"], capsys)
+    assert rc == 0, err
+    assert same(weights("a"), weights("e"))
+    assert Reconstructor.from_pretrained(tmp_path / "e" / "export").cfg.output_scale == 2
 
 
 @pytest.mark.slow
