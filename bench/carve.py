@@ -10,10 +10,11 @@ are left out here), 4+4 views at 256x256 over white, the checkpoint's own scale 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
+
+from bench.results_io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,10 +55,7 @@ def main(argv: list[str] | None = None) -> None:
               "means": means, "seconds": time.time() - t0, "threads": torch.get_num_threads(),
               "cpu_count": os.cpu_count()}
     if a.json is not None:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = a.json.with_name(a.json.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, a.json)
+        write_json(a.json, result)
 
 
 if __name__ == "__main__":

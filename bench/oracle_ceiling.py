@@ -21,6 +21,8 @@ import os
 import time
 from pathlib import Path
 
+from bench.results_io import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = {"recon": ROOT / "bench/results/model/synthetic-val__recon.json",
            "optimize-30s": ROOT / "bench/results/baselines/synthetic-val__optimize-30s.json",
@@ -75,10 +77,7 @@ def main(argv: list[str] | None = None) -> None:
               "first_item": ids[0], "last_item": ids[-1], "rows": rows, "seconds": time.time() - t0,
               "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     if a.json is not None:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = a.json.with_name(a.json.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, a.json)
+        write_json(a.json, result)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
+
+from bench.results_io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,10 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"gain {g:g}: {m:.3f} dB")
     print(f"best gain {best:g}")
     if a.json is not None:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = a.json.with_name(a.json.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, a.json)
+        write_json(a.json, result)
 
 
 if __name__ == "__main__":
