@@ -92,3 +92,18 @@ def test_step_plan_is_deterministic_and_splits_items_across_ranks():
         assert sorted(i for i, ep in seen if ep == e) == list(range(n))
     assert {step_plan(cfg, s, 0, 1, n).unposed for s in range(20)} == {True, False}
     assert {step_plan(cfg, s, 0, 1, n).n_inputs for s in range(20)} == {2, 3, 4}
+
+
+def test_every_shipped_config_loads():
+    """Every JSON in configs/ is a valid training config (a typo would only show on a GPU lease)."""
+    from pathlib import Path
+
+    from recon.train.config import TrainConfig
+
+    paths = sorted((Path(__file__).resolve().parents[3] / "configs").glob("*.json"))
+    assert len(paths) >= 4
+    for p in paths:
+        cfg = TrainConfig.load(p)
+        assert cfg.steps >= 1, p
+    hires = TrainConfig.load(paths[0].parent / "gpu_small_hires.json")
+    assert hires.model_config().output_scale == 2 and hires.data.size == 256
