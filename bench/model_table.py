@@ -61,6 +61,17 @@ def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _budget_note(result: dict) -> str:
+    """For a wall-clock-budget method: the median optimisation steps per item and the machine's load
+    average when the run ended (a loaded machine buys fewer steps, so a lower score)."""
+    steps = sorted(it["info"]["iterations"] for it in result["items"] if "iterations" in it.get("info", {}))
+    if not steps:
+        return ""
+    note = f"median {steps[len(steps) // 2]} optimisation steps per item"
+    load = result.get("machine", {}).get("load_avg_1_5_15_min")
+    return note + ("" if load is None else f" (load average {load[0]:.1f} at the end)")
+
+
 def table() -> str:
     fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
     lines = ["| protocol | method | items | PSNR | SSIM | s / item (method) | other |", "|---|---|---|---|---|---|---|"]
@@ -104,7 +115,7 @@ def table() -> str:
             bm = b["means"]
             partial = "" if b["full_protocol"] else " (first seeds)"
             lines.append(f"| {protocol}{partial} | {name} | {bm['items']} | {fmt(bm.get('psnr'))} | "
-                         f"{fmt(bm.get('ssim'), 3)} | {fmt(bm.get('seconds_method'))} | |")
+                         f"{fmt(bm.get('ssim'), 3)} | {fmt(bm.get('seconds_method'))} | {_budget_note(b)} |")
             n = model["means"]["items"] if model else None
             if n and n < bm["items"] and _same_seeds(model, b, n):
                 lines.append(f"| {protocol} (first {n}) | {name}, same items as recon | {n} | "

@@ -94,6 +94,24 @@ def activate(raw: dict[str, Tensor], sh_degree: int) -> Gaussians:
     )
 
 
+def raw_from_gaussians(g: Gaussians, sh_degree: int, min_opacity: float = 1e-4) -> dict[str, Tensor]:
+    """The inverse of ``activate``: raw parameters whose activation is ``g`` (opacities clamped to
+    ``[min_opacity, 1 - min_opacity]`` so the logits stay finite; SH bands beyond ``g``'s start at 0,
+    bands beyond ``sh_degree`` are dropped)."""
+    n, k = len(g), num_sh_bases(sh_degree)
+    rest = torch.zeros(n, k - 1, 3, device=g.means.device)
+    have = min(g.sh.shape[1], k) - 1
+    rest[:, :have] = g.sh[:, 1 : 1 + have].float()
+    return {
+        "means": g.means.float().clone(),
+        "log_scales": torch.log(g.scales.float().clamp_min(1e-8)),
+        "quats": F.normalize(g.quats_wxyz.float(), dim=-1),
+        "opacity_logits": torch.logit(g.opacities.float().clamp(min_opacity, 1 - min_opacity)),
+        "sh_dc": g.sh[:, :1].float().clone(),
+        "sh_rest": rest,
+    }
+
+
 class _AdamParams:
     """Raw parameters under Adam (Kingma & Ba; torch's update rule), with the row surgery that
     densification needs: pruning drops rows of the moments, new rows start with zero moments.
@@ -160,9 +178,14 @@ class OptimizeBaseline:
         self.config = config or OptimizeConfig()
         self.name = f"optimize-{int(budget_s)}s"
 
-    def reconstruct(self, inputs: Views) -> Reconstruction:
-        """Optimise Gaussians (world frame of ``inputs.cameras``) until the budget or ``max_iters`` ends."""
-        t0 = time.perf_counter()
+    def reconstruct(self, inputs: Views, init: Gaussians | None = None, t0: float | None = None) -> Reconstruction:
+        """Optimise Gaussians (world frame of ``inputs.cameras``) until the budget or ``max_iters`` ends.
+
+        ``init``: start from these Gaussians (world frame) instead of the random ball; ``t0``: the
+        ``time.perf_counter()`` the budget counts from (default now), so time spent making ``init``
+        can count against it.
+        """
+        t0 = time.perf_counter() if t0 is None else t0
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed)  # CPU generator: same draws on any device
         device = inputs.images.device
@@ -173,7 +196,8 @@ class OptimizeBaseline:
         extent = 1.1 * float((centers - centers.mean(0)).norm(dim=-1).max().clamp_min(1e-6))  # 3DGS's
         V = len(cams)
 
-        params = _AdamParams(_initial_raw(images, cams, masks, cfg, gen), self._lrs(extent))
+        raw = _initial_raw(images, cams, masks, cfg, gen) if init is None else raw_from_gaussians(init.to(device), cfg.sh_degree)
+        params = _AdamParams(raw, self._lrs(extent))
         levels = _pyramid(images, cams, masks, cfg)
         bg = torch.tensor(cfg.background, dtype=torch.float32, device=device)
         grad_sum = torch.zeros(len(params), device=device)

@@ -66,6 +66,8 @@ def machine_info(device: torch.device) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
+        # wall-clock budgets (optimize-30s) buy fewer steps on a loaded machine: record the load
+        "load_avg_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

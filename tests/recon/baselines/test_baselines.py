@@ -20,7 +20,7 @@ from recon.baselines import (
     PlaneSweepConfig,
 )
 from recon.baselines.geometry import depth_range, scene_sphere
-from recon.baselines.optimize import _AdamParams, activate
+from recon.baselines.optimize import _AdamParams, activate, raw_from_gaussians
 from recon.data.types import Views
 from recon.eval.interface import Method, Reconstruction
 from renderer import Cameras, render
@@ -209,6 +209,51 @@ def test_optimize_respects_the_wall_clock_budget(scene):
     assert rec.info["iterations"] >= 1
     # Overshoot is at most one step plus the final activation; the slack tolerates a shared CPU.
     assert 2.0 <= rec.seconds < 2.0 + 5.0
+
+
+def test_raw_from_gaussians_inverts_activate():
+    raw = {
+        "means": torch.randn(6, 3),
+        "log_scales": torch.randn(6, 3),
+        "quats": F.normalize(torch.randn(6, 4), dim=-1),
+        "opacity_logits": torch.randn(6),
+        "sh_dc": torch.randn(6, 1, 3),
+        "sh_rest": torch.randn(6, 3, 3),
+    }
+    g = activate(raw, 1)
+    back = raw_from_gaussians(g, 1)
+    for k in raw:
+        torch.testing.assert_close(back[k], raw[k], rtol=1e-4, atol=1e-4)
+    # degree-0 Gaussians into a degree-1 optimiser: the new band starts at zero; the other way it is dropped
+    up = raw_from_gaussians(activate(raw, 0), 1)
+    assert up["sh_rest"].shape == (6, 3, 3) and (up["sh_rest"] == 0).all()
+    assert raw_from_gaussians(g, 0)["sh_rest"].shape == (6, 0, 3)
+    # opacities of exactly 0 or 1 stay finite
+    g.opacities = torch.tensor([0.0, 1.0, 0.5, 0.5, 0.5, 0.5])
+    assert torch.isfinite(raw_from_gaussians(g, 1)["opacity_logits"]).all()
+
+
+def test_optimize_from_given_gaussians(scene, optimised):
+    inputs, _ = scene
+    inputs = Views(inputs.images, inputs.cameras)
+    _, fitted = optimised
+    # No steps: the start is returned as given (only the transparent ones pruned).
+    start = fitted.gaussians
+    kept = OptimizeBaseline(1e6, OptimizeConfig(max_iters=0, prune_opacity=0.0)).reconstruct(inputs, init=start)
+    torch.testing.assert_close(kept.gaussians.means, start.means)
+    torch.testing.assert_close(kept.gaussians.sh, start.sh)
+    torch.testing.assert_close(kept.gaussians.opacities, start.opacities, rtol=1e-4, atol=1e-6)
+    # From a damaged copy of the fit, a few steps win back most of the input fit.
+    damaged = start.clone()
+    damaged.sh[:, 0] = damaged.sh[:, 0] + 0.8 * torch.randn(len(start), 3, generator=torch.Generator().manual_seed(0))
+    before = _render_psnr(Reconstruction(damaged), inputs)
+    after = _render_psnr(OptimizeBaseline(1e6, OptimizeConfig(max_iters=30)).reconstruct(inputs, init=damaged), inputs)
+    assert after > before + 3.0 and after > _render_psnr(fitted, inputs) - 2.0, (before, after)
+    # ``t0`` counts time already spent against the budget: a spent budget takes no step.
+    import time
+
+    late = OptimizeBaseline(5.0, OptimizeConfig()).reconstruct(inputs, init=start, t0=time.perf_counter() - 10.0)
+    assert late.info["iterations"] == 0 and late.seconds >= 10.0
 
 
 # ---- plane-sweep baseline --------------------------------------------------------------------------
