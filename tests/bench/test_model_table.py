@@ -38,4 +38,4 @@ def test_table_rows(tmp_path, monkeypatch):
     same = [ln for ln in lines if "plane-sweep, same items as recon" in ln]
     assert len(same) == 1 and "| 2 | 6.00 |" in same[0]
     # a method without a step budget gets no note
-    assert [ln for ln in lines if ln.startswith("| synthetic-val | plane-sweep | 3 |")][0].endswith("|  |")
+    assert next(ln for ln in lines if ln.startswith("| synthetic-val | plane-sweep | 3 |")).endswith("|  |")

@@ -222,8 +222,8 @@ def test_raw_from_gaussians_inverts_activate():
     }
     g = activate(raw, 1)
     back = raw_from_gaussians(g, 1)
-    for k in raw:
-        torch.testing.assert_close(back[k], raw[k], rtol=1e-4, atol=1e-4)
+    for k, v in raw.items():
+        torch.testing.assert_close(back[k], v, rtol=1e-4, atol=1e-4)
     # degree-0 Gaussians into a degree-1 optimiser: the new band starts at zero; the other way it is dropped
     up = raw_from_gaussians(activate(raw, 0), 1)
     assert up["sh_rest"].shape == (6, 3, 3) and (up["sh_rest"] == 0).all()
