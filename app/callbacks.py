@@ -1,6 +1,6 @@
 """The app's callbacks, as plain functions of their inputs (tested without a browser).
 
-The model (a ``recon.reconstructor.Reconstructor``) is injected by ``build_app``; every callback
+The model (a ``recon.inference.Reconstructor``) is injected by ``build_app``; every callback
 turns user mistakes (``UploadError``, ``ReconError``) into ``gr.Error`` so the page shows a one-line
 message and the server keeps serving. Every network run and mesh export is logged on the
 ``recon.app`` logger (one line each, ``recon app`` prints them), and each session counts its
@@ -29,10 +29,16 @@ from app.views import (
     thumbnail,
     write_video,
 )
-from recon.errors import ReconError
+from recon.core.errors import ReconError
+from recon.pipeline.inputs import load_images
+from recon.pipeline.options import Mode, ReconstructOptions
+from recon.pipeline.preprocess import foreground_mask
+from recon.pipeline.result import ReconstructResult
+from recon.pipeline.run import reconstruct
+from recon.pipeline.write import write_outputs
 from renderer.io.atomic import atomic_output
 
-MODES = ("auto", "posed", "unposed", "single")
+MODES = tuple(m.value for m in Mode)
 log = logging.getLogger("recon.app")
 
 
@@ -62,7 +68,7 @@ class SessionCache:
     mesh settings re-export without re-running the network."""
 
     folder: Path
-    result: object | None = None  # recon.pipeline.run.ReconstructResult
+    result: ReconstructResult | None = None
     run_dir: Path | None = None
     meshes: dict = field(default_factory=dict)  # (MeshSettings, "glb"|"obj") -> {"path", "faces", "seconds"}
     surface: tuple | None = None  # (extracted Mesh, colour fn) of ``result``, shared by all mesh settings
@@ -109,8 +115,6 @@ def _stage(files, camera_file, folder: Path, config: AppConfig) -> StagedInputs:
 def preview(files, camera_file, mode: str, remove_background: bool, cache, config: AppConfig):
     """Thumbnails of the uploads; for single-image input the foreground mask is overlaid (background
     tinted red). Returns ``(gallery items, note, cache)``."""
-    from recon.pipeline.inputs import load_images
-    from recon.pipeline.preprocess import foreground_mask
 
     if not files:
         return [], "", cache
@@ -166,8 +170,6 @@ def run_reconstruction(reconstructor, config: AppConfig, files, camera_file, mod
                        remove_background: bool, refine_steps: int, cache, progress=None) -> tuple[RunOutputs, SessionCache]:
     """Stage the uploads, reconstruct with the injected model and save ply/splat (the 3D view).
     ``progress(fraction, desc=...)`` reports the stages; ``render_views`` adds the turntable and plot."""
-    from recon.pipeline.run import ReconstructOptions, reconstruct
-
     def step(frac: float, desc: str) -> None:
         if progress is not None:
             progress(frac, desc=desc)
@@ -201,8 +203,8 @@ def run_reconstruction(reconstructor, config: AppConfig, files, camera_file, mod
              len(staged.images), result.report.get("mode"), time.perf_counter() - t_net)
     step(0.55, "Saving Gaussians (.ply, .splat)")
     out_dir = run_dir / "output"
-    result.save(out_dir, ("ply", "splat"))
-    report = _public_report(result.report, staged)
+    written = write_outputs(result, out_dir, ("ply", "splat"))
+    report = _public_report(written.report, staged)
     report["app"] = {"seconds_to_3d": round(time.perf_counter() - t0, 3), "network_runs_in_session": cache.network_runs}
     _write_json(out_dir / "report.json", report)
     cache.result = result

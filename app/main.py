@@ -28,6 +28,8 @@ from app.callbacks import export_mesh as export_mesh_cb
 from app.mesh import UP_AXES
 from app.uploads import CAMERA_SUFFIXES, ZIP_SUFFIXES
 from recon.pipeline.inputs import IMAGE_SUFFIXES
+from recon.pipeline.options import ReconstructOptions
+from recon.pipeline.run import load_reconstructor
 
 EXAMPLES_ROOT = Path(__file__).resolve().parents[1] / "assets" / "examples"
 EXAMPLES = {"Toy object, 4 posed photos + cameras.json": "toy_posed",
@@ -58,7 +60,7 @@ def _reconstruct_event(reconstructor, config, files, camera_file, mode, ratio, r
 
 
 def build_app(reconstructor, config: AppConfig | None = None) -> gr.Blocks:
-    """The page, bound to ``reconstructor`` (a loaded ``recon.reconstructor.Reconstructor``)."""
+    """The page, bound to ``reconstructor`` (a loaded ``recon.inference.Reconstructor``)."""
     config = config or AppConfig()
     image_types = [*IMAGE_SUFFIXES, *ZIP_SUFFIXES]
     # analytics_enabled=False: the app must not call home (it runs offline).
@@ -132,15 +134,12 @@ def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: str | Path | N
            device: str = "auto", config: AppConfig | None = None) -> None:
     """Load the model once, build the page and serve it (blocks until interrupted). Network runs and
     mesh exports are logged on the ``recon.app`` logger to stderr, one line each."""
-    from recon.pipeline.run import _default_checkpoint, _device
-    from recon.reconstructor import Reconstructor
-
     if not logging.getLogger("recon.app").handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s recon app: %(message)s", "%H:%M:%S"))
         logging.getLogger("recon.app").addHandler(handler)
         logging.getLogger("recon.app").setLevel(logging.INFO)
-    reconstructor = Reconstructor.from_pretrained(checkpoint or _default_checkpoint(), device=_device(device))
+    reconstructor = load_reconstructor(ReconstructOptions(checkpoint=checkpoint, device=device))
     config = config or AppConfig()
     demo = build_app(reconstructor, config)
     demo.launch(server_name=host, server_port=port, allowed_paths=[str(EXAMPLES_ROOT)],

@@ -1,9 +1,7 @@
 """Mesh export from a session's cached reconstruction (GLB + OBJ zip), never re-running the network.
 
-The mesh itself comes from ``recon.export.export_mesh`` (issue 6); this module only maps the page's
-settings onto its options and caches the extracted surface per reconstruction and files per
-settings. When ``recon.export`` cannot be imported the page says so (a ``gr.Error``), rather than
-silently showing nothing.
+The mesh itself comes from ``recon.export.export_mesh``; this module only maps the page's settings
+onto its options and caches the extracted surface per reconstruction and files per settings.
 """
 
 from __future__ import annotations
@@ -14,7 +12,14 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
+from recon.export import (
+    MeshExportOptions,
+    TsdfOptions,
+    export_mesh,
+    gaussian_color_fn,
+    mesh_from_gaussians,
+)
 
 log = logging.getLogger("recon.app")
 UP_AXES = {"+Z (z up)": (0.0, 0.0, 1.0), "+Y (y up)": (0.0, 1.0, 0.0), "-Y (OpenCV camera up)": (0.0, -1.0, 0.0),
@@ -63,16 +68,6 @@ def export_mesh_from_cache(cache, settings: MeshSettings, fmt: str = "glb") -> d
         raise gr.Error(f"unknown up axis {settings.up!r}")
     if fmt not in FORMATS:
         raise gr.Error(f"unknown mesh format {fmt!r}: use glb or obj")
-    try:
-        from recon.export import (
-            MeshExportOptions,
-            TsdfOptions,
-            export_mesh,
-            gaussian_color_fn,
-            mesh_from_gaussians,
-        )
-    except ImportError as e:
-        raise gr.Error(f"Mesh export is not available yet in this version of Recon (recon.export: {e}).") from None
     if (settings, fmt) in cache.meshes:
         return {**cache.meshes[(settings, fmt)], "cached": True}
     t0 = time.perf_counter()

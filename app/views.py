@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from renderer import Cameras, Gaussians, render
 
 
 def thumbnail(rgb: np.ndarray, long_side: int = 256) -> np.ndarray:
     """``[H, W, 3]`` float in [0, 1] -> uint8 thumbnail whose long side is at most ``long_side``."""
-    from PIL import Image
-
     im = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
     im.thumbnail((long_side, long_side))
     return np.asarray(im)
@@ -74,7 +73,7 @@ def render_turntable(gaussians: Gaussians, cameras: Cameras, n: int = 36, size: 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: int = 12) -> Path:
     """H.264 MP4 (yuv420p, plays in every browser) through imageio-ffmpeg's bundled ffmpeg."""
-    import imageio.v2 as imageio
+    import imageio.v2 as imageio  # ffmpeg bindings: only the turntable needs them
 
     with imageio.get_writer(path, fps=fps, codec="libx264", pixelformat="yuv420p", quality=8,
                             macro_block_size=16, ffmpeg_log_level="error") as w:
@@ -86,7 +85,9 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 12) -> Path:
 def camera_plot(gaussians: Gaussians, cameras: Cameras, path: Path, names: list[str] | None = None,
                 max_points: int = 4000) -> Path:
     """PNG of the input (or estimated) cameras as frusta around a sample of the Gaussian centres."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import (
+        FigureCanvasAgg,  # slow to import: only the camera plot needs it
+    )
     from matplotlib.figure import Figure
 
     means = gaussians.means.detach().float().cpu().numpy()

@@ -171,7 +171,7 @@ def run(checkpoint: Path, repeats: int, mesh: bool, screenshots: Path | None, tm
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(REPO)}
     load_start = os.getloadavg()
     with log.open("w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "recon", "app", "--host", "127.0.0.1", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port),
                                  "--checkpoint", str(checkpoint), "--device", "cpu"], cwd=REPO, stdout=f,
                                 stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from recon.data.procedural.item import make_item
     from recon.eval.metrics import psnr
-    from recon.reconstructor import Reconstructor
+    from recon.inference import Reconstructor
     from renderer import render
 
     settings = {"off": {"carve_votes": 0}}

@@ -46,8 +46,9 @@ def _source(checkpoint: Path, views: int, tmp: Path) -> dict:
     """Reconstruct once; save the Gaussians (PLY) and the triplane SDF mesh (npz) for the cases."""
     import numpy as np
 
-    from recon.pipeline.run import ReconstructOptions, reconstruct
-    from recon.reconstructor import Reconstructor
+    from recon.inference import Reconstructor
+    from recon.pipeline.options import ReconstructOptions
+    from recon.pipeline.run import reconstruct
     from renderer.io.ply import write_ply
 
     rec = Reconstructor.from_pretrained(checkpoint, min_opacity=0.0)
@@ -68,10 +69,11 @@ def _source(checkpoint: Path, views: int, tmp: Path) -> dict:
 
 def _photos(views: list[int]):
     """The input photos of the reconstruction (800x800, alpha as masks), as the pipeline keeps them."""
-    from recon.pipeline.run import ReconstructOptions, _load_posed, views_from_images
+    from recon.pipeline.load import load_inputs, views_from_images
+    from recon.pipeline.options import ReconstructOptions
 
-    images, cams = _load_posed([LEGO], ReconstructOptions(mode="posed", views=views), [])
-    return views_from_images(images, cams)
+    loaded = load_inputs([LEGO], ReconstructOptions(mode="posed", views=views))
+    return views_from_images(loaded.images, loaded.cameras)
 
 
 def _case(tmp: Path, source: str, depth_source: str | None, texture: int, up: list[float],
@@ -80,7 +82,7 @@ def _case(tmp: Path, source: str, depth_source: str | None, texture: int, up: li
     import numpy as np
     import torch
 
-    from recon.eval.interface import Mesh
+    from recon.core.types import Mesh
     from recon.export import MeshExportOptions, TsdfOptions, export_mesh
     from renderer.io.ply import read_ply
 

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon.eval.interface import Mesh
+from recon.core.types import Mesh
 from recon.eval.metrics import mesh_metrics, psnr
 from recon.export import MeshExportOptions, export_mesh, mesh_from_sdf
 from recon.export.preview import load_mesh_file, render_mesh
@@ -198,7 +198,7 @@ _RECON = {}
 def reconstructor():
     """The shipped checkpoint, loaded once per process (CPU)."""
     if "r" not in _RECON:
-        from recon.reconstructor import Reconstructor
+        from recon.inference import Reconstructor
 
         _RECON["r"] = Reconstructor.from_pretrained(CHECKPOINT)
     return _RECON["r"]
@@ -234,9 +234,9 @@ def synthetic_cases(limit: int, paths: list[str], done=lambda key: False):
 
 def gt_views(name: str, input_views: int = RIG_VIEWS):
     """``(object, all 32 rendered Views, the input subset Views)`` of GT mesh ``name``."""
+    from recon.core.types import Views
     from recon.data.procedural.mesh_object import mesh_object
     from recon.data.procedural.trace import Lighting, render_sdf
-    from recon.data.types import Views
 
     obj = mesh_object(GT_ROOT / GT_MESHES[name], seed=7)
     rendered = render_sdf(obj, sphere_rig(), Lighting(), background=WHITE)

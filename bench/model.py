@@ -83,7 +83,7 @@ def _inputs(views: int, size: int, masks: bool = False):
     """``Views`` of ``views`` random-colour images ``[V, size, size, 3]`` seen from an orbit rig;
     with ``masks``, a centred disc of half the image width as every view's mask (what the
     reconstructor's silhouette carving then tests every Gaussian against)."""
-    from recon.data.types import Views
+    from recon.core.types import Views
     from renderer import Cameras
 
     cams = Cameras.orbit(views, radius=2.8, elevation_deg=20, fov_deg=50, width=size, height=size)
@@ -99,9 +99,10 @@ def _inputs(views: int, size: int, masks: bool = False):
 def run_case(case: dict) -> dict:
     """Time and measure one configuration: ``case`` has preset, checkpoint, path, views, size,
     dtype, device, repeats, warmup, threads. Returns the case with its results."""
+    from recon.core.resize import model_input_size
+    from recon.inference import Reconstructor
     from recon.models import ReconModel, preset
     from recon.models.frame import CanonicalFrame
-    from recon.reconstructor import Reconstructor, model_input_size
 
     if case["threads"]:
         torch.set_num_threads(case["threads"])

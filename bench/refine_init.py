@@ -27,13 +27,13 @@ from bench.results_io import write_json
 
 
 class RefineFromModel:
-    """``recon.eval.interface.Method``: the model's Gaussians (optionally ``keep`` of them) refined by
+    """``recon.core.types.Method``: the model's Gaussians (optionally ``keep`` of them) refined by
     the optimisation baseline for what is left of ``budget_s``."""
 
     def __init__(self, budget_s: float, keep: int | None = None, checkpoint: str | Path | None = None, seed: int = 0):
         from recon.baselines.optimize import OptimizeBaseline
         from recon.eval.model_methods import DEFAULT_CHECKPOINT
-        from recon.reconstructor import Reconstructor
+        from recon.inference import Reconstructor
 
         self.model = Reconstructor.from_pretrained(checkpoint or DEFAULT_CHECKPOINT)
         self.optimizer = OptimizeBaseline(budget_s)

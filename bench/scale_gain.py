@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from recon.data.procedural.item import make_item
     from recon.eval.metrics import psnr
-    from recon.reconstructor import Reconstructor
+    from recon.inference import Reconstructor
     from renderer import render
 
     gains = [float(g) for g in a.gains.split(",")]

@@ -1,17 +1,25 @@
 """Recon: feed-forward 3D reconstruction (model, data, pipeline, export, CLI).
 
-The Python API's entry point is ``recon.reconstruct(inputs, options)`` (see ``recon.pipeline.run``);
-importing ``recon`` loads nothing heavy: the pipeline, torch and the model load on first call.
+The Python API::
+
+    from recon import ReconstructOptions, reconstruct, write_outputs
+
+    result = reconstruct(["a.jpg", "b.jpg", "c.jpg"], ReconstructOptions(mode="unposed"))
+    write_outputs(result, "out", ("ply", "glb"))
+
+``Reconstructor`` is the model alone (posed ``Views`` in, Gaussians out). Importing recon loads
+torch and the code, never weights, data or CUDA kernels.
 """
 
-from __future__ import annotations
+from recon.core.errors import ReconError
+from recon.core.types import Mesh, Reconstruction, Views
+from recon.inference import Reconstructor
+from recon.pipeline.options import Mode, ReconstructOptions
+from recon.pipeline.result import ReconstructResult
+from recon.pipeline.run import reconstruct
+from recon.pipeline.write import write_outputs
 
 __version__ = "0.1.0"
 
-
-def reconstruct(inputs, options=None, reconstructor=None):
-    """Photos (files, a folder, or a dataset folder) to a ``ReconstructResult`` with ``.gaussians``,
-    ``.cameras``, ``.report`` and ``.save(dir, formats)``; see ``recon.pipeline.run.reconstruct``."""
-    from recon.pipeline.run import reconstruct as _reconstruct
-
-    return _reconstruct(inputs, options, reconstructor)
+__all__ = ["Mesh", "Mode", "ReconError", "Reconstruction", "ReconstructOptions", "ReconstructResult",
+           "Reconstructor", "Views", "__version__", "reconstruct", "write_outputs"]

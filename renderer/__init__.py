@@ -6,7 +6,8 @@ Importing this package loads no CUDA code and no weights; gsplat is imported on 
 from renderer.cameras import Cameras
 from renderer.errors import CameraError, FileFormatError, ReconError
 from renderer.gaussians import Gaussians
-from renderer.render import RenderOutput, has_gsplat, render
+from renderer.render import has_gsplat, render
+from renderer.types import RenderOutput
 
 __all__ = [
     "CameraError",

@@ -13,6 +13,7 @@ from torch import Tensor
 from renderer.cameras import Cameras
 from renderer.gaussians import Gaussians
 from renderer.sh import sh_to_rgb
+from renderer.types import RenderOutput
 
 
 def render_gsplat(
@@ -25,9 +26,7 @@ def render_gsplat(
     far_plane: float,
     eps2d: float,
 ):
-    from gsplat import rasterization
-
-    from renderer.render import RenderOutput
+    from gsplat import rasterization  # lazy: builds its CUDA kernels on first import
 
     C = len(cameras)
     dirs = gaussians.means[None] - cameras.centers[:, None, :]

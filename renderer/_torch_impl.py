@@ -173,6 +173,58 @@ def _chunks(counts: Tensor, pixels: int, max_elements: int, slack: float = 0.85)
     return chunks
 
 
+@dataclass
+class _ChunkConstants:
+    """What every chunk of ``rasterize`` shares: the packed per-Gaussian tables and the pixel basis."""
+
+    table: Tensor  # [C*N, 6] per Gaussian: mean2d (2), conic (3), log opacity
+    vals: Tensor  # [C*N, D + 1] values to composite, then a constant 1 (its sum is the alpha)
+    basis: Tensor  # [6, P] (u^2, uv, v^2, u, v, 1) of every pixel of a tile, tile-centred pixel units
+    tile_xy: Tensor  # [T_used, 2] pixel centre of every used tile
+    pad: Tensor  # [6] quadratic form of padding slots (alpha = 0)
+    log_min: float  # exponents are clamped to [log_min, log_max]
+    log_max: float
+
+
+def _composite_chunk(lists: _TileLists, chunk: Tensor, k: _ChunkConstants) -> Tensor:
+    """Front-to-back compositing of the tiles ``chunk`` (positions in ``lists.tile_ids``):
+    ``[T, P, D + 1]`` per pixel, the weighted values and (last channel) the alpha."""
+    dtype, device = k.vals.dtype, k.vals.device
+    P = k.basis.shape[1]
+    T, L = len(chunk), int(lists.counts[chunk].max())
+    slot = torch.arange(L, device=device)
+    present = slot[None, :] < lists.counts[chunk, None]  # [T, L]
+    idx = lists.gauss_flat[(lists.offsets[chunk, None] + slot[None, :]).clamp_max(len(lists.gauss_flat) - 1)]
+    attr = k.table.index_select(0, idx.reshape(-1)).reshape(T, L, 6)
+    centre = k.tile_xy[chunk][:, None, :]  # [T, 1, 2]
+    mx, my = attr[..., 0] - centre[..., 0], attr[..., 1] - centre[..., 1]
+    ga, gb, gc, lo = attr[..., 2], attr[..., 3], attr[..., 4], attr[..., 5]
+    q = torch.stack(
+        [
+            -0.5 * ga,
+            -gb,
+            -0.5 * gc,
+            ga * mx + gb * my,
+            gb * mx + gc * my,
+            lo - (0.5 * ga * mx * mx + gb * mx * my + 0.5 * gc * my * my),
+        ],
+        dim=-1,
+    )
+    q = torch.where(present[..., None], q, k.pad)  # padding slots get alpha = 0
+    log_alpha = (q.reshape(T * L, 6) @ k.basis).reshape(T, L, P).clamp_(min=k.log_min, max=k.log_max)
+    alpha = F.threshold(torch.exp(log_alpha), ALPHA_THRESHOLD, 0.0)  # min(0.999, o e^-sigma), < 1/255 -> 0
+    # trans[:, i] is the transmittance in front of Gaussian i; trans[:, i + 1] behind it.
+    one_minus = torch.cat([torch.ones(T, 1, P, dtype=dtype, device=device), 1.0 - alpha], dim=1)
+    trans = torch.cumprod(one_minus, dim=1)
+    # A pixel stops before the Gaussian that would bring T to <= 1e-4. With behind = T after i,
+    # zeroed once <= 1e-4: weight_i = alpha_i T_i = behind_i * alpha_i / (1 - alpha_i), exactly 0
+    # for that Gaussian and all behind it.
+    behind = F.threshold(trans[:, 1:], TRANSMITTANCE_MIN, 0.0)
+    weights = behind * (alpha / one_minus[:, 1:])
+    vals_chunk = k.vals.index_select(0, idx.reshape(-1)).reshape(T, L, k.vals.shape[-1])
+    return weights.transpose(1, 2) @ vals_chunk  # [T, P, D + 1]
+
+
 def rasterize(
     proj: Projection,
     values: Tensor,  # [C, N, D] per-camera channels to composite (colour, depth, features)
@@ -192,9 +244,6 @@ def rasterize(
     tiles_x, tiles_y = math.ceil(width / ts), math.ceil(height / ts)
     lists = _build_tile_lists(proj, width, height, ts)
 
-    # Per-Gaussian coefficients of the exponent as a quadratic form in tile-centred pixel
-    # coordinates (u, v): log(alpha) = log(o) - sigma = q . (u^2, uv, v^2, u, v, 1). One small GEMM per
-    # chunk then evaluates every pixel of every tile, instead of a dozen elementwise passes.
     # Per-Gaussian attributes packed in one table so that each chunk needs a single gather.
     log_o = torch.log(proj.opacities.reshape(C * N, 1).clamp_min(1e-30))
     table = torch.cat([proj.means2d.reshape(C * N, 2), proj.conics.reshape(C * N, 3), log_o], dim=-1)
@@ -204,7 +253,7 @@ def rasterize(
 
     # The exponent log(alpha) = log(o) - sigma is a quadratic form in tile-centred pixel coordinates
     # (u, v): q . (u^2, uv, v^2, u, v, 1). One GEMM per chunk evaluates it for every pixel of every
-    # tile; the pixel basis is the same for all tiles.
+    # tile, instead of a dozen elementwise passes; the pixel basis is the same for all tiles.
     jj, ii = torch.meshgrid(torch.arange(ts, dtype=dtype), torch.arange(ts, dtype=dtype), indexing="xy")
     pu, pv = (jj.reshape(-1) + 0.5 - 0.5 * ts), (ii.reshape(-1) + 0.5 - 0.5 * ts)
     basis = torch.stack([pu * pu, pu * pv, pv * pv, pu, pv, torch.ones_like(pu)], dim=0).to(device)  # [6, P]
@@ -212,43 +261,12 @@ def rasterize(
         [(lists.tile_ids % tiles_x) * ts + 0.5 * ts, ((lists.tile_ids // tiles_x) % tiles_y) * ts + 0.5 * ts], -1
     ).to(dtype)
     log_min = math.log(ALPHA_THRESHOLD) - 0.5  # below this alpha is dropped anyway; clamping keeps exp fast
-    log_max = math.log(MAX_ALPHA)
     pad = torch.tensor([0, 0, 0, 0, 0, 2 * log_min], dtype=dtype, device=device)
+    consts = _ChunkConstants(table, vals, basis, tile_xy, pad, log_min, math.log(MAX_ALPHA))
 
     out_tiles, out_ids = [], []
     for chunk in _chunks(lists.counts, P, max_chunk_elements):
-        T, L = len(chunk), int(lists.counts[chunk].max())
-        slot = torch.arange(L, device=device)
-        present = slot[None, :] < lists.counts[chunk, None]  # [T, L]
-        idx = lists.gauss_flat[(lists.offsets[chunk, None] + slot[None, :]).clamp_max(len(lists.gauss_flat) - 1)]
-        attr = table.index_select(0, idx.reshape(-1)).reshape(T, L, 6)
-        centre = tile_xy[chunk][:, None, :]  # [T, 1, 2]
-        mx, my = attr[..., 0] - centre[..., 0], attr[..., 1] - centre[..., 1]
-        ga, gb, gc, lo = attr[..., 2], attr[..., 3], attr[..., 4], attr[..., 5]
-        q = torch.stack(
-            [
-                -0.5 * ga,
-                -gb,
-                -0.5 * gc,
-                ga * mx + gb * my,
-                gb * mx + gc * my,
-                lo - (0.5 * ga * mx * mx + gb * mx * my + 0.5 * gc * my * my),
-            ],
-            dim=-1,
-        )
-        q = torch.where(present[..., None], q, pad)  # padding slots get alpha = 0
-        log_alpha = (q.reshape(T * L, 6) @ basis).reshape(T, L, P).clamp_(min=log_min, max=log_max)
-        alpha = F.threshold(torch.exp(log_alpha), ALPHA_THRESHOLD, 0.0)  # min(0.999, o e^-sigma), < 1/255 -> 0
-        # trans[:, i] is the transmittance in front of Gaussian i; trans[:, i + 1] behind it.
-        one_minus = torch.cat([torch.ones(T, 1, P, dtype=dtype, device=device), 1.0 - alpha], dim=1)
-        trans = torch.cumprod(one_minus, dim=1)
-        # A pixel stops before the Gaussian that would bring T to <= 1e-4. With behind = T after i,
-        # zeroed once <= 1e-4: weight_i = alpha_i T_i = behind_i * alpha_i / (1 - alpha_i), exactly 0
-        # for that Gaussian and all behind it.
-        behind = F.threshold(trans[:, 1:], TRANSMITTANCE_MIN, 0.0)
-        weights = behind * (alpha / one_minus[:, 1:])
-        vals_chunk = vals.index_select(0, idx.reshape(-1)).reshape(T, L, D + 1)
-        out_tiles.append(weights.transpose(1, 2) @ vals_chunk)  # [T, P, D + 1]
+        out_tiles.append(_composite_chunk(lists, chunk, consts))
         out_ids.append(lists.tile_ids[chunk])
 
     n_all = C * tiles_y * tiles_x

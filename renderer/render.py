@@ -9,36 +9,16 @@ pixel finished once its transmittance would fall to 1e-4.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
+from renderer import _torch_impl as impl
+from renderer._gsplat import render_gsplat  # imports gsplat itself only on first CUDA render
 from renderer.cameras import Cameras
 from renderer.errors import ReconError
 from renderer.gaussians import Gaussians
 from renderer.sh import sh_to_rgb
-
-
-@dataclass
-class RenderOutput:
-    """Rendered images for C cameras of size H x W.
-
-    Attributes:
-        rgb: [C, H, W, 3] colour composited over the background.
-        alpha: [C, H, W, 1] accumulated opacity.
-        depth: [C, H, W, 1] expected camera z-depth (world units) of the visible Gaussians,
-            normalised by alpha; 0 where nothing was hit.
-        features: [C, H, W, F] extra per-Gaussian channels composited like colour (no background),
-            or None.
-        radii: [C, N, 2] integer pixel half-extents of each Gaussian's box (0 = culled).
-    """
-
-    rgb: Tensor
-    alpha: Tensor
-    depth: Tensor
-    features: Tensor | None
-    radii: Tensor
+from renderer.types import RenderOutput
 
 
 def has_gsplat() -> bool:
@@ -46,7 +26,7 @@ def has_gsplat() -> bool:
     if not torch.cuda.is_available():
         return False
     try:
-        import gsplat  # noqa: F401
+        import gsplat  # noqa: F401  # lazy: CUDA rasterizer, builds kernels on first import
     except Exception:
         return False
     return True
@@ -96,15 +76,9 @@ def render(
     if backend == "auto":
         backend = "gsplat" if device.type == "cuda" else "torch"
     if backend == "gsplat":
-        from renderer._gsplat import (
-            render_gsplat,  # lazy: gsplat builds CUDA code on first use
-        )
-
         return render_gsplat(gaussians, cameras, bg, sh_degree, features, near_plane, far_plane, eps2d)
     if backend != "torch":
         raise ReconError(f"unknown render backend {backend!r} (use auto, torch or gsplat)")
-
-    from renderer import _torch_impl as impl
 
     if len(gaussians) == 0:
         zeros = torch.zeros(C, H, W, 1, dtype=dtype, device=device)

@@ -91,8 +91,8 @@ def sh_rotation_matrices(R: Tensor, degree: int) -> list[Tensor]:
     B = sh_basis(degree, dirs)  # [64, K]
     B_rot = sh_basis(degree, dirs @ R)  # rows are (R^T d)^T
     mats = []
-    for l in range(degree + 1):
-        s = slice(l * l, (l + 1) * (l + 1))
+    for band in range(degree + 1):
+        s = slice(band * band, (band + 1) * (band + 1))
         mats.append(torch.linalg.lstsq(B[:, s], B_rot[:, s]).solution)
     return mats
 
@@ -101,9 +101,9 @@ def rotate_sh(sh: Tensor, R: Tensor) -> Tensor:
     """Rotate SH coefficients ``sh [N, K, 3]`` by world rotation ``R [3, 3]``."""
     degree = sh_degree_from_bases(sh.shape[-2])
     out = sh.clone()
-    for l, M in enumerate(sh_rotation_matrices(R, degree)):
-        if l == 0:
+    for band, M in enumerate(sh_rotation_matrices(R, degree)):
+        if band == 0:
             continue
-        s = slice(l * l, (l + 1) * (l + 1))
+        s = slice(band * band, (band + 1) * (band + 1))
         out[:, s, :] = torch.einsum("ij,njc->nic", M.to(sh.dtype), sh[:, s, :])
     return out

@@ -42,8 +42,8 @@ if [[ "${1:-}" == "--collect" ]]; then
     # from_pretrained checks the sha256 in config.json and every key against the model config
     python3 - "$out" <<'EOF'
 import sys
-from recon.errors import ReconError
-from recon.reconstructor import Reconstructor
+from recon.core.errors import ReconError
+from recon.inference import Reconstructor
 try:
     r = Reconstructor.from_pretrained(sys.argv[1])
 except ReconError as e:
@@ -100,7 +100,7 @@ echo "setup took $(( $(date +%s) - t0 )) s"
 # the call has 10 minutes: train until 9 of them are gone, leaving time to save and copy
 left=$(python3 -c "import sys; a = [int(x) for x in sys.argv[1:]]; print(max(0.1, (a[0] - (a[2] - a[1])) / 60 - 0.5))" "$call_seconds" "$t_call" "$(date +%s)")
 echo "training for at most $left minutes"
-python3 -m recon.cli train "$config" --time-limit "$left"
+python3 -m recon train "$config" --time-limit "$left"
 run=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$config")
 mkdir -p "$OUT/run"
 cp "$run/export/config.json" "$run/log.jsonl" "$OUT/run/"

@@ -3,7 +3,7 @@
 - ``OptimizeBaseline``: per-scene 3D Gaussian optimisation from scratch at a wall-clock budget.
 - ``PlaneSweepBaseline``: classical multi-view plane-sweep stereo unprojected to pixel-aligned Gaussians.
 
-Both implement ``recon.eval.interface.Method`` and return Gaussians in the input world frame.
+Both implement ``recon.core.types.Method`` and return Gaussians in the input world frame.
 """
 
 from recon.baselines.optimize import OptimizeBaseline, OptimizeConfig

@@ -30,9 +30,8 @@ import torch.nn.functional as F
 from kornia.geometry.conversions import quaternion_to_rotation_matrix
 from torch import Tensor
 
-from recon.baselines.geometry import in_image, sample_images, scene_sphere
-from recon.data.types import Views
-from recon.eval.interface import Reconstruction
+from recon.core.geometry import in_image, sample_images, scene_sphere
+from recon.core.types import Reconstruction, Views
 from renderer import Cameras, Gaussians, render
 from renderer.sh import SH_C0, num_sh_bases
 
@@ -166,7 +165,7 @@ class _AdamParams:
 class OptimizeBaseline:
     """Per-scene Gaussian optimisation on the input views only, stopped by a wall-clock budget.
 
-    Example (``inputs`` is a ``recon.data.types.Views``)::
+    Example (``inputs`` is a ``recon.core.types.Views``)::
 
         method = OptimizeBaseline(budget_s=30.0)
         rec = method.reconstruct(inputs)
@@ -245,14 +244,20 @@ class OptimizeBaseline:
             loss_value = float(loss.detach())
             it += 1
 
-        with torch.no_grad():
-            g = activate(params.params, cfg.sh_degree).detach()
-            g = g[g.opacities >= cfg.prune_opacity]
+        return self._result(params, t0, t_init, it, loss_value, extent)
+
+    @torch.no_grad()
+    def _result(self, params: _AdamParams, t0: float, t_init: float, iterations: int, loss_value: float,
+                extent: float) -> Reconstruction:
+        """The optimised Gaussians at full SH degree without the transparent ones (below
+        ``prune_opacity``), timed from ``t0``; ``t_init``: seconds spent before the first step."""
+        g = activate(params.params, self.config.sh_degree).detach()
+        g = g[g.opacities >= self.config.prune_opacity]
         seconds = time.perf_counter() - t0
         info = {
-            "iterations": it,
+            "iterations": iterations,
             "gaussians": len(g),
-            "iters_per_s": it / max(seconds - t_init, 1e-9),
+            "iters_per_s": iterations / max(seconds - t_init, 1e-9),
             "init_s": t_init,
             "final_loss": loss_value,
             "budget_s": self.budget_s,

@@ -28,10 +28,9 @@ import torch.nn.functional as F
 from kornia.geometry.conversions import rotation_matrix_to_quaternion
 from torch import Tensor
 
-from recon.baselines.geometry import depth_range, in_image, sample_images, scene_sphere
-from recon.data.types import Views
-from recon.errors import ReconError
-from recon.eval.interface import Reconstruction
+from recon.core.errors import ReconError
+from recon.core.geometry import depth_range, in_image, sample_images, scene_sphere
+from recon.core.types import Reconstruction, Views
 from renderer import Cameras, Gaussians
 
 
@@ -85,7 +84,7 @@ class DepthMaps:
 class PlaneSweepBaseline:
     """Plane-sweep multi-view stereo with a geometric consistency check, as pixel-aligned Gaussians.
 
-    Example (``inputs`` is a ``recon.data.types.Views``)::
+    Example (``inputs`` is a ``recon.core.types.Views``)::
 
         rec = PlaneSweepBaseline().reconstruct(inputs)
         rec.info["kept_fraction"], rec.gaussians.means.shape

@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon.data.types import Item, SdfSamples, Views
-from recon.errors import ReconError
+from recon.core.errors import ReconError
+from recon.core.types import Item, SdfSamples, Views
+from recon.data.dataset import TRAIN_SEED_LIMIT
+from recon.data.procedural.item import make_item
 from renderer import Cameras
 
 
@@ -49,8 +51,6 @@ def _is_scene(seed: int, scene_every: int) -> bool:
 
 
 def _render_shard(seeds: list[int], spec: CacheSpec) -> dict[str, np.ndarray]:
-    from recon.data.procedural.item import make_item  # heavy
-
     out: dict[str, list] = {k: [] for k in ("seeds", "scene", "images", "masks", "depth_z", "c2w", "K",
                                             "sdf_points", "sdf", "sdf_colors")}
     P = spec.sdf_samples
@@ -182,8 +182,6 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from recon.data.dataset import TRAIN_SEED_LIMIT
-
     if a.start + a.count > TRAIN_SEED_LIMIT:
         raise SystemExit(f"error: training seeds must stay below {TRAIN_SEED_LIMIT}")
     spec = CacheSpec(a.views, a.size, a.scene_every, a.sdf_samples, a.shard_size)

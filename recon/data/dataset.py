@@ -2,7 +2,7 @@
 
 Every dataset is map-style (``item = dataset[i]``) and deterministic: the same index gives the same
 item, so ``torch.utils.data.DataLoader`` workers and ``DistributedSampler`` ranks can split the
-index space without coordinating random state. Items are ``recon.data.types.Item``.
+index space without coordinating random state. Items are ``recon.core.types.Item``.
 
 Procedural seeds: training uses seeds ``seed_offset + i`` with ``seed_offset + len < 10_000_000``;
 evaluation protocols use seeds from 10_000_000 up, so train and validation never share an object.
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from recon.data.types import Item, Views
-from recon.errors import ReconError
+from recon.core.errors import ReconError
+from recon.core.types import Item, Views
+from recon.data.procedural.item import make_item
 from recon.io import CameraSet, read_cameras
 from recon.io.images import load_image, resize_image
 
@@ -49,10 +50,6 @@ class ProceduralDataset(torch.utils.data.Dataset):
         return self.config.length
 
     def __getitem__(self, index: int) -> Item:
-        from recon.data.procedural.item import (
-            make_item,  # heavy: imported when first used
-        )
-
         if not 0 <= index < len(self):
             raise IndexError(index)
         c = self.config

@@ -1,4 +1,7 @@
-"""``recon eval``: resolve names, check data, run each protocol, summarise. The CLI only parses."""
+"""Run a method under named protocols: resolve names, check data, run each protocol, summarise.
+
+The ``recon eval`` command (``recon.cli.eval``) and the benchmarks call ``run_eval``; errors name the
+``EvalRequest`` fields, not command-line flags."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recon.errors import ReconError
+from recon.core.device import resolve_device
+from recon.core.errors import ReconError
 from recon.eval.protocol_base import ProtocolOverrides
 from recon.eval.protocols import get_protocols
 from recon.eval.registry import DEFAULT_METHOD, make_method
-from recon.eval.runner import resolve_device, reusable_items, run_protocol
+from recon.eval.runner import reusable_items, run_protocol
 
 SUMMARY_KEYS = ("psnr", "ssim", "psnr_fg", "depth_abs_rel", "depth_rmse", "depth_coverage",
                 "mesh_chamfer_l1", "mesh_fscore", "seconds_wall")
@@ -28,6 +32,10 @@ class EvalRequest:
     device: str = "auto"
     checkpoint: Path | None = None  # model methods only; default checkpoints/default
     resume: bool = False  # keep the items already in json_path (same protocol and method), run the rest
+
+
+class EarlierResultError(ReconError):
+    """The results file to resume from (``EvalRequest.json_path``) cannot be read or is not one."""
 
 
 def _per_protocol(path: Path | None, name: str, several: bool) -> Path | None:
@@ -49,7 +57,7 @@ def run_eval(req: EvalRequest, progress: Callable[[str], None] | None = None) ->
         p.check()
     several = len(protocols) > 1
     if req.resume and req.json_path is None:
-        raise ReconError("--resume needs --json: the results file to go on from")
+        raise ReconError("resume needs json_path: the results file to go on from")
     earlier = {p.name: read_earlier(_per_protocol(req.json_path, p.name, several)) if req.resume else None
                for p in protocols}
     method = make_method(req.method, req.checkpoint)
@@ -70,9 +78,9 @@ def read_earlier(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ReconError(f"--resume: cannot read {path}: {e}") from None
+        raise EarlierResultError(f"cannot read {path}: {e}") from None
     if not isinstance(data, dict):
-        raise ReconError(f"--resume: {path} is not a results file")
+        raise EarlierResultError(f"{path} is not a results file")
     return data
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 from torch import Tensor
 
+from recon.eval.imaging import area_resize
 from renderer.io.atomic import atomic_output
 
 ERROR_MAX = 0.25  # mean |RGB error| shown at the top of the colour ramp
@@ -40,8 +42,6 @@ def error_heatmap(prediction: Tensor, target: Tensor, vmax: float = ERROR_MAX) -
 
 
 def _fit(image: np.ndarray, cell_max: int) -> np.ndarray:
-    from recon.eval.imaging import area_resize
-
     h, w = image.shape[:2]
     s = min(1.0, cell_max / max(h, w))
     if s == 1.0:
@@ -57,7 +57,6 @@ def _u8(image: Tensor) -> np.ndarray:
 
 def make_grid(rows: list[GridRow], cell_max: int = CELL_MAX) -> np.ndarray:
     """``[H, W, 3]`` uint8 grid: per row a label strip, then GT | prediction | error side by side."""
-    from PIL import Image, ImageDraw
 
     if not rows:
         raise ValueError("no rows for the grid")
@@ -82,7 +81,6 @@ def make_grid(rows: list[GridRow], cell_max: int = CELL_MAX) -> np.ndarray:
 
 def write_grid(path: Path, rows: list[GridRow], cell_max: int = CELL_MAX) -> Path:
     """Write ``make_grid(rows)`` as a PNG, atomically."""
-    from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

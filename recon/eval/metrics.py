@@ -27,6 +27,9 @@ import math
 
 import numpy as np
 import torch
+import trimesh
+from kornia.metrics import ssim as kornia_ssim
+from scipy.spatial import cKDTree
 from torch import Tensor
 
 
@@ -48,8 +51,6 @@ def psnr(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> float:
 
 def ssim(pred: Tensor, target: Tensor, window_size: int = 11, padding: str = "valid") -> float:
     """Mean SSIM of two ``[H, W, 3]`` images in [0, 1] (kornia, Gaussian window, data range 1)."""
-    from kornia.metrics import ssim as kornia_ssim
-
     a = pred.float().clamp(0, 1).permute(2, 0, 1)[None]
     b = target.float().clamp(0, 1).permute(2, 0, 1)[None].to(a.device)
     if padding == "valid" and min(a.shape[-2:]) < window_size:
@@ -93,8 +94,6 @@ def sample_mesh_points(vertices, faces, count: int, seed: int = 0) -> np.ndarray
     ``vertices [V, 3]`` world units and ``faces [F, 3]`` as tensors or arrays. A mesh without
     faces (a point cloud) returns its vertices.
     """
-    import trimesh
-
     v = vertices.detach().cpu().double().numpy() if isinstance(vertices, Tensor) else np.asarray(vertices, np.float64)
     f = faces.detach().cpu().long().numpy() if isinstance(faces, Tensor) else np.asarray(faces, np.int64)
     if f.size == 0:
@@ -106,23 +105,26 @@ def sample_mesh_points(vertices, faces, count: int, seed: int = 0) -> np.ndarray
     return np.asarray(points, dtype=np.float64)
 
 
-def nearest_distances(queries: np.ndarray, points: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """``[Q]`` Euclidean distance from each query point ``[Q, 3]`` to its nearest point in ``[P, 3]``.
-
-    scipy's ``cKDTree`` when scipy is installed, else exact ``torch.cdist`` in chunks of queries.
-    """
+def nearest_distances(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``[Q]`` Euclidean distance from each query point ``[Q, 3]`` to its nearest point in ``[P, 3]``
+    (scipy's ``cKDTree``; ``nearest_distances_reference`` is its brute-force twin)."""
     queries = np.asarray(queries, dtype=np.float64).reshape(-1, 3)
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if len(points) == 0:
         return np.full(len(queries), np.inf)
-    try:
-        from scipy.spatial import cKDTree
-    except ImportError:
-        p = torch.from_numpy(points)
-        out = [torch.cdist(torch.from_numpy(queries[i : i + chunk]), p).amin(dim=1) for i in range(0, len(queries), chunk)]
-        return torch.cat(out).numpy() if out else np.zeros(0)
     distances, _ = cKDTree(points).query(queries, k=1)
     return np.asarray(distances, dtype=np.float64)
+
+
+def nearest_distances_reference(queries: np.ndarray, points: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``nearest_distances`` by exact ``torch.cdist`` over chunks of queries (the test reference)."""
+    queries = np.asarray(queries, dtype=np.float64).reshape(-1, 3)
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    if len(points) == 0:
+        return np.full(len(queries), np.inf)
+    p = torch.from_numpy(points)
+    out = [torch.cdist(torch.from_numpy(queries[i : i + chunk]), p).amin(dim=1) for i in range(0, len(queries), chunk)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def chamfer_fscore(pred_points: np.ndarray, gt_points: np.ndarray, tau: float) -> dict[str, float]:
@@ -165,7 +167,7 @@ def bounding_diagonal(points: np.ndarray) -> float:
 
 
 def mesh_metrics(pred_mesh, gt_mesh, samples: int = 100_000, tau_rel: float = 0.01, seed: int = 0) -> dict[str, float]:
-    """Chamfer-L1 / F-score between two ``recon.eval.interface.Mesh`` objects.
+    """Chamfer-L1 / F-score between two ``recon.core.types.Mesh`` objects.
 
     ``samples`` points are drawn on each surface (seeded); ``tau = tau_rel * diagonal`` of the GT
     samples' bounding box. Chamfer and tau are in world units; ``gt_diagonal`` is reported too.

@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from recon.data.types import Views
-from recon.eval.interface import Reconstruction
+from recon.core.types import Reconstruction, Views
+from recon.inference import Reconstructor
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "default"
 
@@ -23,7 +23,6 @@ class _CheckpointMethod:
     """A method backed by a checkpoint folder; what a resumed eval run must match (weights, calibration)."""
 
     def __init__(self, checkpoint: str | Path | None = None, **kwargs):  # kwargs: Reconstructor settings
-        from recon.reconstructor import Reconstructor
 
         self.rec = Reconstructor.from_pretrained(checkpoint or DEFAULT_CHECKPOINT, **kwargs)
 

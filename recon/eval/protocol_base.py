@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from recon.data.types import Views
-from recon.errors import ReconError
+from recon.core.errors import ReconError
+from recon.core.types import Views
 
 
 class EvalItem(NamedTuple):
@@ -56,7 +56,7 @@ class ProtocolOverrides:
 
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
-            raise ReconError(f"--limit must be at least 1, got {self.limit}")
+            raise ReconError(f"item limit must be at least 1, got {self.limit}")
         if not 0.0 < self.size_scale <= 1.0:
             raise ReconError(f"size_scale must be in (0, 1], got {self.size_scale}")
 

@@ -22,8 +22,7 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
-import recon
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.eval.protocol_base import EvalProtocol, ProtocolOverrides
 from recon.eval.protocols_real import (
     LEGO_INPUTS_4,
@@ -32,8 +31,9 @@ from recon.eval.protocols_real import (
     LegoSparse,
 )
 from recon.eval.protocols_synthetic import SyntheticVal
+from renderer.io.atomic import atomic_output
 
-REPO_ROOT = Path(recon.__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "eval_data"
 DOCS_PATH = REPO_ROOT / "docs" / "protocols.md"
 
@@ -148,7 +148,6 @@ def protocols_markdown() -> str:
 
 def write_protocols_markdown(path: Path = DOCS_PATH) -> Path:
     """Write ``protocols_markdown()`` to ``path`` (atomically) and return the path."""
-    from renderer.io.atomic import atomic_output
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from recon.data.types import Views
-from recon.errors import ReconError
+from recon.core.errors import ReconError
+from recon.core.types import Views
 from recon.eval.imaging import load_view, undistort_image
 from recon.eval.protocol_base import (
     EvalItem,

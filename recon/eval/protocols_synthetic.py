@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from recon.data.types import Views
-from recon.errors import ReconError
+from recon.core.types import Views
+from recon.data.procedural.item import make_item, object_for_seed
+from recon.data.procedural.mesh import ground_truth_mesh
 from recon.eval.protocol_base import (
     EvalItem,
     EvalProtocol,
@@ -74,10 +75,6 @@ class SyntheticVal(EvalProtocol):
         return self.count
 
     def _items(self, skip: frozenset[str] = frozenset()) -> Iterator[EvalItem]:
-        try:
-            from recon.data.procedural.item import make_item
-        except ImportError as e:
-            raise ReconError(f"protocol {self.name} needs the procedural engine (recon.data.procedural): {e}") from None
         for seed in self.seeds():
             if f"seed-{seed}" in skip:  # rendering an item takes seconds: skip it
                 yield EvalItem(f"seed-{seed}", None, None, {})
@@ -94,7 +91,4 @@ class SyntheticVal(EvalProtocol):
 
 
 def _gt_mesh(seed: int, scene: bool):
-    from recon.data.procedural.item import object_for_seed
-    from recon.data.procedural.mesh import ground_truth_mesh
-
     return ground_truth_mesh(object_for_seed(seed, scene=scene), resolution=GT_MESH_RESOLUTION)

@@ -16,9 +16,8 @@ import time
 import torch
 from torch import Tensor
 
-from recon.data.types import Views
-from recon.errors import ReconError
-from recon.eval.interface import Reconstruction
+from recon.core.errors import ReconError
+from recon.core.types import Reconstruction, Views
 from renderer import Cameras, Gaussians
 
 

@@ -1,7 +1,7 @@
 """Name-keyed factory of reconstruction methods for ``recon eval --method NAME``.
 
-Baselines are imported inside their factories, so importing this module (or listing names) never
-loads them. Every method satisfies ``recon.eval.interface.Method``.
+Each factory builds its method on demand (a model method loads its checkpoint when it is made).
+Every method satisfies ``recon.core.types.Method``.
 """
 
 from __future__ import annotations
@@ -9,40 +9,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from recon.errors import ReconError
-from recon.eval.interface import Method
+from recon.baselines.optimize import OptimizeBaseline
+from recon.baselines.plane_sweep import PlaneSweepBaseline
+from recon.core.errors import ReconError
+from recon.core.types import Method
+from recon.eval.model_methods import ModelMethod, UnposedModelMethod
+from recon.eval.reference_methods import GroundTruthDepthMethod, MeanColorMethod
 
 # What ``recon eval`` runs without --method: the shipped model (checkpoints/default or --checkpoint).
 DEFAULT_METHOD = "recon"
 
 
 def _optimize(budget_s: float) -> Method:
-    from recon.baselines.optimize import OptimizeBaseline
-
     return OptimizeBaseline(budget_s=budget_s)
 
 
 def _plane_sweep() -> Method:
-    from recon.baselines.plane_sweep import PlaneSweepBaseline
-
     return PlaneSweepBaseline()
 
 
 def _mean_color() -> Method:
-    from recon.eval.reference_methods import MeanColorMethod
-
     return MeanColorMethod()
 
 
 def _gt_depth() -> Method:
-    from recon.eval.reference_methods import GroundTruthDepthMethod
-
     return GroundTruthDepthMethod()
 
 
 def _model(unposed: bool, checkpoint=None) -> Method:
-    from recon.eval.model_methods import ModelMethod, UnposedModelMethod
-
     return UnposedModelMethod(checkpoint) if unposed else ModelMethod(checkpoint)
 
 
@@ -78,7 +72,7 @@ def make_method(name: str, checkpoint=None) -> Method:
     if entry is None:
         raise ReconError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
     if checkpoint is not None and name not in MODEL_METHODS:
-        raise ReconError(f"--checkpoint applies to the model methods ({', '.join(MODEL_METHODS)}), not {name!r}")
+        raise ReconError(f"a checkpoint applies to the model methods ({', '.join(MODEL_METHODS)}), not {name!r}")
     try:
         if name in MODEL_METHODS:
             return entry.factory(checkpoint=checkpoint)

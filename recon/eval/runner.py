@@ -23,8 +23,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +30,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from recon.errors import ReconError
+from recon.core.device import machine_info, resolve_device
+from recon.core.errors import ReconError
+from recon.core.geometry import align_similarity, camera_errors
+from recon.core.types import Method, Reconstruction
 from recon.eval.grid import GridRow, write_grid
-from recon.eval.interface import Method, Reconstruction
 from recon.eval.metrics import depth_errors, mesh_metrics, psnr, ssim
 from recon.eval.protocol_base import EvalProtocol, ProtocolOverrides
 from renderer import render
@@ -43,35 +43,6 @@ from renderer.io.atomic import atomic_output
 FORMAT = "recon-eval/1"
 GRID_ITEMS = 2  # the grid shows every target view of the first GRID_ITEMS items a run evaluates
 GRID_MAX_ROWS = 16
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a ``ReconError``."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ReconError("--device cuda: no CUDA device is available")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ReconError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
-
-
-def machine_info(device: torch.device) -> dict:
-    info = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-        # wall-clock budgets (optimize-30s) buy fewer steps on a loaded machine: record the load
-        "load_avg_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def _finite(value):
@@ -104,7 +75,6 @@ def align_unposed(rec: Reconstruction, inputs) -> tuple[Reconstruction, dict]:
     """Move an unposed reconstruction into the protocol's world: the similarity that best maps the
     method's recovered camera centres (``rec.info["c2w_pred"]``) onto the input cameras' centres
     (Umeyama), applied to the Gaussians; returns it with the camera errors after alignment."""
-    from recon.models.pointmap import align_similarity, camera_errors
 
     pred = torch.as_tensor(rec.info.pop("c2w_pred")).double().cpu()
     gt = inputs.cameras.c2w.double().cpu()

@@ -1,11 +1,11 @@
-"""Conversions between ``recon.eval.interface.Mesh`` and Open3D / trimesh meshes (geometry only)."""
+"""Conversions between ``recon.core.types.Mesh`` and Open3D / trimesh meshes (geometry only)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from recon.eval.interface import Mesh
+from recon.core.types import Mesh
 
 
 def to_numpy(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -23,7 +23,7 @@ def from_numpy(v: np.ndarray, f: np.ndarray, c: np.ndarray | None = None) -> Mes
 
 
 def to_open3d(mesh: Mesh):
-    import open3d as o3d
+    import open3d as o3d  # lazy: heavy native library, mesh export only
 
     v, f, c = to_numpy(mesh)
     m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(v), o3d.utility.Vector3iVector(f.astype(np.int32)))

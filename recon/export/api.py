@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recon.data.types import Views
-from recon.errors import ReconError
-from recon.eval.interface import Mesh
+from recon.core.errors import ReconError
+from recon.core.types import Mesh, Views
 from recon.export._convert import to_numpy
 from recon.export.cleanup import (
     CleanupOptions,
@@ -33,7 +32,7 @@ from recon.export.extract import (
 )
 from recon.export.files import placement, write_glb, write_obj, write_ply, write_stl
 from recon.export.photo import PhotoBakeOptions, photo_color_fn
-from recon.export.texture import bake_texture, unwrap
+from recon.export.texture import UVMesh, bake_texture, unwrap
 from renderer import Gaussians
 
 FORMATS = {".glb": "glb", ".obj": "obj", ".zip": "obj", ".ply": "ply", ".stl": "stl"}
@@ -100,7 +99,7 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path | Sequence[str | Path
     Example::
 
         >>> import torch, tempfile, os
-        >>> from recon.eval.interface import Mesh
+        >>> from recon.core.types import Mesh
         >>> v = torch.tensor([[0., 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
         >>> f = torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
         >>> out = os.path.join(tempfile.mkdtemp(), "tet.glb")
@@ -117,30 +116,8 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path | Sequence[str | Path
         raise ReconError(f"the face budget must be at least 4, got {o.faces}")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    if isinstance(source, Gaussians):
-        if len(source) == 0:
-            raise ReconError("no Gaussians to make a mesh from")
-        color_fn = o.color_fn or gaussian_color_fn(source, min_opacity=o.tsdf.point_min_opacity)
-        mesh = mesh_from_gaussians(source, o.tsdf, o.up, color_fn, faces=o.faces)
-        seconds["extract"] = time.perf_counter() - t0
-    elif isinstance(source, Mesh):
-        mesh, color_fn = source, o.color_fn or vertex_color_fn(source)
-    else:
-        raise TypeError(f"source must be a Mesh or Gaussians, got {type(source).__name__}")
-    if len(mesh.faces) == 0:
-        raise ReconError("no surface found to export")
-
-    t = time.perf_counter()
-    mesh = clean_mesh(mesh, o.cleanup)
-    if len(mesh.faces) == 0:
-        raise ReconError("no surface left after clean-up")
-    cleaned = mesh_report(mesh)
-    seconds["cleanup"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    levels = lod_chain(mesh, o.faces, (1.0, *o.lods))
-    seconds["decimate"] = time.perf_counter() - t
-
+    mesh, color_fn = _surface(source, o, seconds, t0)
+    levels, cleaned = _clean_and_decimate(mesh, o, seconds)
     textured = any(fmt in ("glb", "obj") for fmt in fmts) and not o.vertex_colors
     colored = any(fmt == "ply" or (fmt in ("glb", "obj") and o.vertex_colors) for fmt in fmts)
     ref_v, _, _ = to_numpy(levels[0])
@@ -149,46 +126,9 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path | Sequence[str | Path
     seconds["unwrap"] = seconds["bake"] = seconds["write"] = 0.0
     for level, m in enumerate(levels):
         v, f, _ = to_numpy(m)
-        uv = texture = colors = None
-        level_color_fn = color_fn
-        if photos is not None and (textured or colored):
-            t = time.perf_counter()
-            level_color_fn = photo_color_fn(photos, v, f, color_fn, o.photo_bake)  # this level is its own occluder
-            seconds["bake"] += time.perf_counter() - t
-        if textured:
-            t = time.perf_counter()
-            uv = unwrap(v, f, o.texture_size, o.padding_px, o.uv_chart_iterations)
-            seconds["unwrap"] += time.perf_counter() - t
-            t = time.perf_counter()
-            texture, cov = bake_texture(uv, level_color_fn, o.texture_size)
-            seconds["bake"] += time.perf_counter() - t
-            coverage = cov if level == 0 else coverage
-        if colored:
-            colors = np.asarray(level_color_fn(v), np.float64).reshape(-1, 3)
-        out_v = o.scale * v @ R.T + trans
-        normals = vertex_normals(out_v, f)
-        if uv is not None:  # seam-split copy for the textured formats
-            uv_v = o.scale * uv.vertices @ R.T + trans
-            uv_normals = normals[uv.source_index]
-        t = time.perf_counter()
-        for p, fmt in zip(paths, fmts):
-            target = _lod_path(p, level)
-            if fmt in ("glb", "obj") and uv is not None:
-                args = (target, uv_v, uv.faces, uv_normals, uv.uvs, texture, None)
-            else:
-                args = (target, out_v, f, normals, None, None, colors)
-            if fmt == "glb":
-                write_glb(*args)
-                files.append(str(target))
-            elif fmt == "obj":
-                files.extend(str(q) for q in write_obj(*args))
-            elif fmt == "ply":
-                write_ply(target, out_v, f, normals, colors)
-                files.append(str(target))
-            else:
-                write_stl(target, out_v, f)
-                files.append(str(target))
-        seconds["write"] += time.perf_counter() - t
+        uv, texture, colors, cov = _level_colors(v, f, o, color_fn, photos, textured, colored, seconds)
+        coverage = cov if level == 0 else coverage
+        files += _write_level(level, paths, fmts, _Placed(v, f, uv, texture, colors, o.scale, R, trans), seconds)
         reports.append({"level": level, "file": str(_lod_path(paths[0], level)), **mesh_report(m)})
     seconds["total"] = time.perf_counter() - t0
     v0 = o.scale * ref_v @ R.T + trans
@@ -209,3 +149,107 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path | Sequence[str | Path
         "options": {k: v for k, v in asdict(o).items() if k != "color_fn"},
         "seconds": seconds,
     }
+
+
+def _surface(source: Mesh | Gaussians, o: MeshExportOptions, seconds: dict[str, float],
+             t0: float) -> tuple[Mesh, ColorFn]:
+    """The surface to export (source frame and units) and its colour callback: ``source`` itself
+    when it is a mesh, else the TSDF surface of the Gaussians (timed as ``seconds["extract"]``)."""
+    if isinstance(source, Gaussians):
+        if len(source) == 0:
+            raise ReconError("no Gaussians to make a mesh from")
+        color_fn = o.color_fn or gaussian_color_fn(source, min_opacity=o.tsdf.point_min_opacity)
+        mesh = mesh_from_gaussians(source, o.tsdf, o.up, color_fn, faces=o.faces)
+        seconds["extract"] = time.perf_counter() - t0
+    elif isinstance(source, Mesh):
+        mesh, color_fn = source, o.color_fn or vertex_color_fn(source)
+    else:
+        raise TypeError(f"source must be a Mesh or Gaussians, got {type(source).__name__}")
+    if len(mesh.faces) == 0:
+        raise ReconError("no surface found to export")
+    return mesh, color_fn
+
+
+def _clean_and_decimate(mesh: Mesh, o: MeshExportOptions, seconds: dict[str, float]) -> tuple[list[Mesh], dict]:
+    """The cleaned mesh decimated to ``o.faces`` and each of ``o.lods`` (LOD0 first), and the
+    ``mesh_report`` of the cleaned mesh before decimation; timed as ``cleanup`` and ``decimate``."""
+    t = time.perf_counter()
+    mesh = clean_mesh(mesh, o.cleanup)
+    if len(mesh.faces) == 0:
+        raise ReconError("no surface left after clean-up")
+    cleaned = mesh_report(mesh)
+    seconds["cleanup"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    levels = lod_chain(mesh, o.faces, (1.0, *o.lods))
+    seconds["decimate"] = time.perf_counter() - t
+    return levels, cleaned
+
+
+def _level_colors(v: np.ndarray, f: np.ndarray, o: MeshExportOptions, color_fn: ColorFn, photos: Views | None,
+                  textured: bool, colored: bool, seconds: dict[str, float]):
+    """Colours of one level (``v [V, 3]`` source frame, ``f [F, 3]``): ``(uv, texture, colors,
+    coverage)``; ``uv`` (a seam-split ``UVMesh``), the baked ``texture [S, S, 3]`` uint8 and its
+    ``coverage`` when ``textured``, vertex ``colors [V, 3]`` in [0, 1] when ``colored``, else None.
+    With ``photos`` the colours come from them (this level is its own occluder), ``color_fn`` elsewhere."""
+    uv = texture = colors = coverage = None
+    level_color_fn = color_fn
+    if photos is not None and (textured or colored):
+        t = time.perf_counter()
+        level_color_fn = photo_color_fn(photos, v, f, color_fn, o.photo_bake)
+        seconds["bake"] += time.perf_counter() - t
+    if textured:
+        t = time.perf_counter()
+        uv = unwrap(v, f, o.texture_size, o.padding_px, o.uv_chart_iterations)
+        seconds["unwrap"] += time.perf_counter() - t
+        t = time.perf_counter()
+        texture, coverage = bake_texture(uv, level_color_fn, o.texture_size)
+        seconds["bake"] += time.perf_counter() - t
+    if colored:
+        colors = np.asarray(level_color_fn(v), np.float64).reshape(-1, 3)
+    return uv, texture, colors, coverage
+
+
+@dataclass
+class _Placed:
+    """One level ready to write: source-frame ``v [V, 3]``, ``f [F, 3]``, optional ``uv`` (UVMesh),
+    ``texture`` and vertex ``colors``, and the placement ``out = scale * R v + trans`` (metres, +Y up)."""
+
+    v: np.ndarray
+    f: np.ndarray
+    uv: UVMesh | None
+    texture: np.ndarray | None
+    colors: np.ndarray | None
+    scale: float
+    R: np.ndarray
+    trans: np.ndarray
+
+
+def _write_level(level: int, paths: list[Path], fmts: list[str], p: _Placed, seconds: dict[str, float]) -> list[str]:
+    """Write level ``level`` in every format (``_lod_path`` names); returns the files written."""
+    out_v = p.scale * p.v @ p.R.T + p.trans
+    normals = vertex_normals(out_v, p.f)
+    if p.uv is not None:  # seam-split copy for the textured formats
+        uv_v = p.scale * p.uv.vertices @ p.R.T + p.trans
+        uv_normals = normals[p.uv.source_index]
+    files = []
+    t = time.perf_counter()
+    for path, fmt in zip(paths, fmts):
+        target = _lod_path(path, level)
+        if fmt in ("glb", "obj") and p.uv is not None:
+            args = (target, uv_v, p.uv.faces, uv_normals, p.uv.uvs, p.texture, None)
+        else:
+            args = (target, out_v, p.f, normals, None, None, p.colors)
+        if fmt == "glb":
+            write_glb(*args)
+            files.append(str(target))
+        elif fmt == "obj":
+            files.extend(str(q) for q in write_obj(*args))
+        elif fmt == "ply":
+            write_ply(target, out_v, p.f, normals, p.colors)
+            files.append(str(target))
+        else:
+            write_stl(target, out_v, p.f)
+            files.append(str(target))
+    seconds["write"] += time.perf_counter() - t
+    return files

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import trimesh
 
-from recon.eval.interface import Mesh
+from recon.core.types import Mesh
 from recon.export._convert import from_numpy, from_open3d, to_numpy, to_open3d
 
 
@@ -22,8 +23,6 @@ class CleanupOptions:
 def mesh_report(mesh: Mesh) -> dict:
     """Topology of ``mesh``: ``faces``, ``vertices``, ``components``, ``watertight``, ``winding_consistent``,
     ``euler_characteristic`` (V - E + F) and ``genus`` (total over components, closed meshes only, else None)."""
-    import trimesh
-
     v, f, _ = to_numpy(mesh)
     if len(f) == 0:
         return {"faces": 0, "vertices": len(v), "components": 0, "watertight": False,
@@ -46,8 +45,6 @@ def clean_mesh(mesh: Mesh, options: CleanupOptions | None = None) -> Mesh:
     triangles (floaters go); fill holes up to ``hole_size_fraction`` of the bounding-box diagonal;
     make the winding consistent with normals pointing outwards; optional Taubin smoothing.
     """
-    import trimesh
-
     o = options or CleanupOptions()
     if len(mesh.faces) == 0:
         return mesh
@@ -135,8 +132,6 @@ def decimate(mesh: Mesh, target_faces: int, passes: int = 3) -> Mesh:
     Open3D's pass can stop short of the target on meshes with many handles or thin parts; up to
     ``passes`` passes run while the result is more than 2% over the budget.
     """
-    import open3d as o3d  # noqa: F401
-
     if len(mesh.faces) <= target_faces:
         return mesh
     m = to_open3d(mesh)

@@ -1,6 +1,6 @@
 """Surface extraction: a triangle mesh from a signed distance field or from 3D Gaussians.
 
-Both paths return a ``recon.eval.interface.Mesh`` in the source's frame and units (the world frame
+Both paths return a ``recon.core.types.Mesh`` in the source's frame and units (the world frame
 for Gaussians; the field's frame for an SDF) with per-vertex colours in [0, 1].
 
 - SDF: marching cubes on a regular grid (``recon.models.sdf_mesh.extract_mesh``), colours from the
@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from torch import Tensor
 
-from recon.eval.interface import Mesh
+from recon.core.types import Mesh
 from recon.models.sdf_mesh import SdfField, extract_mesh, isosurface
 from renderer import Cameras, Gaussians, render
 
@@ -293,8 +294,6 @@ def gaussian_color_fn(g: Gaussians, k: int = 8, min_opacity: float = 0.0) -> Col
     more opaque than ``min_opacity`` take part (all of them when fewer than ``k`` are): faint ones
     are often background pixels the model made nearly transparent, white or black.
     """
-    from scipy.spatial import cKDTree
-
     keep = g.opacities > min_opacity
     if int(keep.sum()) >= k:
         g = g[keep]
@@ -317,8 +316,6 @@ def gaussian_color_fn(g: Gaussians, k: int = 8, min_opacity: float = 0.0) -> Col
 def vertex_color_fn(mesh: Mesh, k: int = 4) -> ColorFn:
     """Colour callback: inverse-distance weighted colours of ``mesh``'s ``k`` nearest vertices
     (constant light grey when the mesh has no colours)."""
-    from scipy.spatial import cKDTree
-
     if mesh.vertex_colors is None or len(mesh.vertices) == 0:
         return lambda p: np.full((len(p), 3), 0.8)
     verts = mesh.vertices.detach().double().cpu().numpy()

@@ -11,6 +11,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import trimesh
+from PIL import Image
+from trimesh.exchange.gltf import export_glb
+from trimesh.exchange.obj import export_obj
 
 from renderer.io.atomic import atomic_output
 
@@ -62,9 +66,6 @@ def placement(vertices: np.ndarray, up=(0.0, 0.0, 1.0), scale: float = 1.0, pivo
 
 
 def _trimesh(vertices, faces, normals, uvs=None, texture=None, colors=None):
-    import trimesh
-    from PIL import Image
-
     if uvs is not None and texture is not None:
         material = trimesh.visual.material.PBRMaterial(
             name="baked", baseColorTexture=Image.fromarray(texture), metallicFactor=0.0, roughnessFactor=ROUGHNESS)
@@ -80,15 +81,10 @@ def _trimesh(vertices, faces, normals, uvs=None, texture=None, colors=None):
 def write_glb(path: Path, vertices, faces, normals, uvs=None, texture=None, colors=None) -> None:
     """Binary glTF 2.0: one mesh, PBR metallic-roughness material (metallic 0, roughness 0.8) with
     ``texture [S, S, 3]`` uint8 as baseColorTexture (or COLOR_0 vertex colours), normals included."""
-    from trimesh.exchange.gltf import export_glb
-
     tm = _trimesh(vertices, faces, normals, uvs, texture, colors)
-    if texture is None:  # vertex-colour or plain: still a rough, non-metallic PBR material
-        import trimesh
-
-        if colors is None:
-            tm.visual.material = trimesh.visual.material.PBRMaterial(
-                name="default", baseColorFactor=[204, 204, 204, 255], metallicFactor=0.0, roughnessFactor=ROUGHNESS)
+    if texture is None and colors is None:  # plain geometry: still a rough, non-metallic PBR material
+        tm.visual.material = trimesh.visual.material.PBRMaterial(
+            name="default", baseColorFactor=[204, 204, 204, 255], metallicFactor=0.0, roughnessFactor=ROUGHNESS)
     data = export_glb(tm, include_normals=True)
     with atomic_output(Path(path)) as f:
         f.write(data)
@@ -96,8 +92,6 @@ def write_glb(path: Path, vertices, faces, normals, uvs=None, texture=None, colo
 
 def obj_files(stem: str, vertices, faces, normals, uvs=None, texture=None, colors=None) -> dict[str, bytes]:
     """``{stem.obj, stem.mtl, <texture>.png}`` contents (Wavefront OBJ with ``map_Kd``)."""
-    from trimesh.exchange.obj import export_obj
-
     tm = _trimesh(vertices, faces, normals, uvs, texture, colors)
     text, extra = export_obj(tm, include_normals=True, include_texture=True, return_texture=True,
                              mtl_name=f"{stem}.mtl")
@@ -144,8 +138,6 @@ def write_ply(path: Path, vertices, faces, normals, colors=None) -> None:
 
 def write_stl(path: Path, vertices, faces) -> None:
     """Binary STL (geometry only)."""
-    import trimesh
-
     data = trimesh.Trimesh(vertices, faces, process=False).export(file_type="stl")
     with atomic_output(Path(path)) as f:
         f.write(data)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from recon.data.types import Views
+from recon.core.types import Views
 from recon.export.extract import ColorFn
 
 
@@ -42,7 +43,7 @@ def photo_color_fn(views: Views, vertices: np.ndarray, faces: np.ndarray, fallba
     is below ``full_cos`` the result blends linearly towards ``fallback(points)``, which it is where
     no photo sees the point within ``min_cos``.
     """
-    import open3d as o3d
+    import open3d as o3d  # lazy: heavy native library, mesh export only
 
     o = options or PhotoBakeOptions()
     v = np.asarray(vertices, np.float32)
@@ -67,14 +68,7 @@ def photo_color_fn(views: Views, vertices: np.ndarray, faces: np.ndarray, fallba
         wsum = torch.zeros(len(p))
         best = torch.full((len(p),), o.min_cos)  # best cosine of a photo that coloured the point
         for i in range(len(cams)):
-            to_cam = centres[i] - pt
-            dist = to_cam.norm(dim=-1).clamp_min(1e-12)
-            cos = (to_cam * normals).sum(-1) / dist
-            ph = torch.addmm(proj[i, :, 3], pt, proj[i, :, :3].T)  # [P, 3] = (z u, z v, z)
-            z = ph[:, 2]
-            u = ph[:, 0] / z.clamp_min(1e-9)
-            w_ = ph[:, 1] / z.clamp_min(1e-9)
-            cand = (cos > o.min_cos) & (z > 0) & (u >= 0) & (u <= W) & (w_ >= 0) & (w_ <= H)
+            to_cam, dist, cos, u, w_, cand = _facing_in_frame(pt, normals, centres[i], proj[i], W, H, o.min_cos)
             idx = cand.nonzero()[:, 0]
             if len(idx) == 0:
                 continue
@@ -97,15 +91,7 @@ def photo_color_fn(views: Views, vertices: np.ndarray, faces: np.ndarray, fallba
             acc.index_add_(0, idx, weight[:, None] * rgb)
             wsum.index_add_(0, idx, weight)
             best[idx] = torch.maximum(best[idx], torch.where(weight > 0, cos[idx], torch.zeros(())))
-        photo = acc / wsum.clamp_min(1e-30)[:, None]
-        blend = ((best - o.min_cos) / max(o.full_cos - o.min_cos, 1e-6)).clamp(0, 1)[:, None]
-        blend = torch.where(wsum[:, None] > 0, blend, torch.zeros(()))
-        out = blend * photo
-        need = blend[:, 0] < 1
-        if bool(need.any()):
-            fb = torch.from_numpy(np.asarray(fallback(p[need.numpy()]), np.float32).reshape(-1, 3))
-            out[need] += (1 - blend[need]) * fb
-        return out.clamp(0, 1).numpy()
+        return _blend(acc, wsum, best, p, fallback, o)
 
     def fn(points: np.ndarray) -> np.ndarray:
         points = np.asarray(points).reshape(-1, 3)
@@ -114,3 +100,37 @@ def photo_color_fn(views: Views, vertices: np.ndarray, faces: np.ndarray, fallba
         return np.concatenate([colours(points[s:s + chunk]) for s in range(0, len(points), chunk)])
 
     return fn
+
+
+def _facing_in_frame(pt: Tensor, normals: Tensor, centre: Tensor, proj: Tensor, width: int, height: int,
+                     min_cos: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One photo's view of surface points ``pt [P, 3]`` (world) with ``normals [P, 3]``: the vectors
+    to its camera centre ``centre [3]`` and their lengths, the cosine between normal and that
+    direction, the pixel coordinates ``u, v`` under ``proj [3, 4]`` (world -> (z u, z v, z)), and
+    the candidates ``[P]`` bool: facing it within ``min_cos``, in front of it and inside its
+    ``width x height`` frame (occlusion not yet tested)."""
+    to_cam = centre - pt
+    dist = to_cam.norm(dim=-1).clamp_min(1e-12)
+    cos = (to_cam * normals).sum(-1) / dist
+    ph = torch.addmm(proj[:, 3], pt, proj[:, :3].T)  # [P, 3] = (z u, z v, z)
+    z = ph[:, 2]
+    u = ph[:, 0] / z.clamp_min(1e-9)
+    v = ph[:, 1] / z.clamp_min(1e-9)
+    cand = (cos > min_cos) & (z > 0) & (u >= 0) & (u <= width) & (v >= 0) & (v <= height)
+    return to_cam, dist, cos, u, v, cand
+
+
+def _blend(acc: Tensor, wsum: Tensor, best: Tensor, points: np.ndarray, fallback: ColorFn,
+           o: PhotoBakeOptions) -> np.ndarray:
+    """Final colours ``[P, 3]`` in [0, 1]: the photos' weighted mean (``acc [P, 3]`` / ``wsum [P]``),
+    blended towards ``fallback(points)`` where the best photo's cosine ``best [P]`` is below
+    ``full_cos`` (all fallback where no photo coloured the point)."""
+    photo = acc / wsum.clamp_min(1e-30)[:, None]
+    blend = ((best - o.min_cos) / max(o.full_cos - o.min_cos, 1e-6)).clamp(0, 1)[:, None]
+    blend = torch.where(wsum[:, None] > 0, blend, torch.zeros(()))
+    out = blend * photo
+    need = blend[:, 0] < 1
+    if bool(need.any()):
+        fb = torch.from_numpy(np.asarray(fallback(points[need.numpy()]), np.float32).reshape(-1, 3))
+        out[need] += (1 - blend[need]) * fb
+    return out.clamp(0, 1).numpy()

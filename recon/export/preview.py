@@ -6,7 +6,7 @@ the barycentrically interpolated UVs (bilinear, UV origin bottom-left, ``recon.e
 convention), interpolated vertex colours, or a grey Lambert "headlight" picture. ``load_mesh_file``
 reads a GLB/OBJ/PLY back into arrays with trimesh, in the file's own frame.
 
-Open3D and trimesh are imported on first use.
+Open3D is imported on first use (a heavy native library).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import trimesh
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.io.mesh_file import read_trimesh
 from renderer import Cameras
 
@@ -56,8 +57,6 @@ class MeshFile:
 def load_mesh_file(path: str | Path) -> MeshFile:
     """Read an exported (or any trimesh-readable) mesh file into a ``MeshFile`` (no vertex merging,
     scene graph transforms applied). Raises ``ReconError`` for a missing or unreadable file."""
-    import trimesh
-
     tm = read_trimesh(path)
     out = MeshFile(np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64))
     visual = tm.visual
@@ -115,7 +114,7 @@ def render_mesh(
     ``"shaded"`` is grey ``0.8 * (0.25 + 0.75 |n . view|)`` (Lambert with a light at the camera).
     No lighting is applied to texture or vertex colours (they are albedo, as baked).
     """
-    import open3d as o3d
+    import open3d as o3d  # lazy: heavy native library, previews only
 
     v = np.ascontiguousarray(torch.as_tensor(vertices).detach().cpu().double().numpy(), np.float32)
     f = np.ascontiguousarray(torch.as_tensor(faces).detach().cpu().long().numpy(), np.uint32)
@@ -154,8 +153,6 @@ def render_mesh(
     else:
         shade_n = n
         if smooth:
-            import trimesh
-
             vn = torch.from_numpy(np.asarray(trimesh.Trimesh(v, f.astype(np.int64), process=False).vertex_normals,
                                              np.float32))
             sn = F.normalize((vn[tri] * b[..., None]).sum(1), dim=-1)

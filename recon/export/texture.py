@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 
 @dataclass
@@ -57,7 +58,7 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, texture_size: int = 1024, pa
     compact pieces of at most this many faces (``split_faces``), charted separately and packed into
     one atlas at one texel density; the cuts become chart seams. 0: one piece.
     """
-    import xatlas
+    import xatlas  # lazy: UV unwrapping for textured meshes only
 
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces, np.int64)
@@ -140,8 +141,6 @@ def dilate(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     This pads every chart island all the way to its neighbours, so bilinear filtering and every
     mip level sample chart colours only (no background bleeding into seams).
     """
-    from scipy.ndimage import distance_transform_edt
-
     if mask.all() or not mask.any():
         return image
     _, (ri, ci) = distance_transform_edt(~mask, return_indices=True)

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from recon.io.camera_set import CameraSet, View, load_json
 from recon.io.cameras_json import read_cameras_json, write_cameras_json
 from recon.io.colmap import MODEL_FILES, find_colmap_model, read_colmap
@@ -91,8 +93,6 @@ def _read_file(path: Path, views: Sequence[View] | None) -> CameraSet:
 
 def _npz_has(path: Path, key: str) -> bool:
     """True if the .npz archive lists ``key`` (reads the zip directory only)."""
-    import numpy as np
-
     try:
         with np.load(path, allow_pickle=False) as npz:
             return key in npz.files

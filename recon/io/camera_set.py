@@ -12,6 +12,7 @@ it validates every pose, applies a view selection, and refuses sets whose images
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from renderer.cameras import Cameras
@@ -179,8 +181,6 @@ def build_camera_set(
 
 def read_image_size(image_path: Path, camera_file: Path) -> tuple[int, int]:
     """``(width, height)`` of an image from its header only (pixels are not decoded)."""
-    from PIL import Image  # lazy: only readers that need a size from disk pay for PIL
-
     try:
         with Image.open(image_path) as im:
             return int(im.width), int(im.height)
@@ -226,8 +226,6 @@ def as_matrix(value, rows: int, cols: int, what: str, path: Path, allow_3x4: boo
 
 def load_json(path: Path) -> dict:
     """The top-level JSON object of ``path``; ``FileFormatError`` if missing, malformed or not an object."""
-    import json
-
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(path, "no such file")

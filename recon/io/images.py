@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from renderer.errors import FileFormatError
 from renderer.io.atomic import atomic_output
 
 
@@ -40,8 +41,6 @@ def load_image(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     8/16-bit, grayscale, palette and RGBA files are all converted; pixels are taken as stored
     (no EXIF rotation: dataset poses refer to the stored pixel grid). Raises ``FileFormatError``.
     """
-    from renderer.errors import FileFormatError
-
     path = Path(path)
     try:
         with Image.open(path) as im:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import trimesh
+
+from recon.core.errors import ReconError
+
 
 def read_trimesh(path: str | Path):
     """The file at ``path`` as one ``trimesh.Trimesh`` (scene graph transforms applied, no vertex
     merging). Raises ``ReconError`` when the file is missing, unreadable, or holds no triangles."""
-    import trimesh
-
-    from recon.errors import ReconError
-
     path = Path(path)
     if not path.is_file():
         raise ReconError(f"mesh file not found: {path}")

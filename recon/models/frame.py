@@ -1,7 +1,7 @@
 """The model's canonical frame: the input world moved and scaled so the observed region is a unit ball.
 
 Networks see posed cameras in a frame where the ball every input camera sees whole (found from
-the poses alone, ``recon.baselines.geometry.scene_sphere``) is centred at the origin with radius 1;
+the poses alone, ``recon.core.geometry.scene_sphere``) is centred at the origin with radius 1;
 axes keep the world's orientation. Everything the model returns in that frame goes back to the
 input's world frame and units through ``CanonicalFrame.gaussians_to_world``.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from recon.baselines.geometry import frustum_plane_normals, scene_sphere
+from recon.core.geometry import frustum_plane_normals, scene_sphere
 from renderer import Cameras, Gaussians
 
 

@@ -2,7 +2,7 @@
 
 Frames: posed inputs arrive in the canonical frame (``recon.models.frame``: the observed ball is the
 unit ball at the origin); all outputs are in that frame. Unposed inputs carry no cameras; their
-pointmaps are in the first camera's frame at a normalised scale (``recon.models.pointmap``).
+pointmaps are in the first camera's frame at a normalised scale (``recon.inference.pose``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
-"""The reconstruction pipeline, one stage per module, each a function with typed inputs and outputs.
+"""The reconstruction pipeline: typed stages, each in its own module, composed by ``run.reconstruct``.
 
-``load inputs -> preprocess -> cameras -> predict -> refine -> export`` (``../shared/DESIGN.md``).
-The CLI and the web app call the same stage functions. Among the stage modules:
+    load_inputs (load.py) -> solve_cameras (cameras.py) -> predict (predict.py) -> refine (refine.py)
+    -> ReconstructResult (result.py) -> write_outputs (write.py)
 
-- ``recon.pipeline.inputs``: read image files or a folder (``load_images``) into ``LoadedImage``
-  (float RGB, alpha mask, EXIF orientation applied, EXIF 35 mm focal), and intrinsics for images
-  without cameras (``default_intrinsics``).
-- ``recon.pipeline.preprocess``: foreground masks (alpha or GrabCut, ``foreground_mask``), the
-  object path's square recentring crop (``recentre_crop``) and the scene/posed path's resize
-  (``resize_to_model``), each returning the pixels together with the ``K`` that belongs to them.
-- further stages (camera estimation, refinement, batch runs, ...) live in their own modules.
-
-Importing this package imports nothing heavy; import the stage modules themselves.
+``options.py`` holds what a run is asked to do (``ReconstructOptions``, ``Mode``); ``inputs.py``,
+``preprocess.py`` and ``sfm.py`` are the image readers, crops and structure from motion the stages
+use; ``batch.py`` runs many jobs. The CLI, the batch jobs and the web app call the same stages.
 """

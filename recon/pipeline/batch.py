@@ -13,12 +13,14 @@ Guarantees:
   ``engine="ray"`` runs the same job function as Ray tasks (``address=None`` starts a local instance).
 
 The job itself is a function ``job_fn(job_dir: Path, out_tmp: Path, options: dict) -> dict`` that
-returns its report; by default the reconstruction pipeline (``recon.pipeline.run.run_job``).
+returns its report; by default the reconstruction pipeline (``recon.pipeline.run.run_job``). It must be
+a module-level function, so that spawned worker processes and Ray tasks can pickle it by reference.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import shutil
 import time
@@ -28,7 +30,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recon.errors import ReconError
+import torch
+
+from recon.core.errors import ReconError
+from recon.pipeline.run import run_job
 from renderer.io.atomic import atomic_output, replace_dir
 
 REPORT = "report.json"
@@ -43,7 +48,7 @@ class BatchOptions:
     address: str | None = None  # Ray cluster address; None = start a local Ray instance
     threads_per_job: int = 0  # torch threads in worker processes (0 = cores / workers)
     job_options: dict = field(default_factory=dict)  # passed to the job function
-    job_fn: str = "recon.pipeline.run:run_job"  # "module:function", importable in workers
+    job_fn: Callable[[Path, Path, dict], dict] = run_job  # module-level, so workers can unpickle it
 
 
 def list_jobs(root: Path) -> list[Path]:
@@ -60,20 +65,12 @@ def is_finished(out: Path, name: str) -> bool:
     return (out / name / REPORT).is_file()
 
 
-def _resolve(spec: str) -> Callable:
-    import importlib
-
-    module, _, attr = spec.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def run_one(job_dir: str, out_root: str, job_fn: str, job_options: dict, threads: int) -> dict:
+def run_one(job_dir: str, out_root: str, job_fn: Callable[[Path, Path, dict], dict], job_options: dict,
+            threads: int) -> dict:
     """Run one job into a temporary folder and rename it into place; never raises for job errors.
 
     Returns ``{"job", "status": "ok" | "failed", "seconds", "error"?, "exit_code"?}``."""
     if threads > 0:
-        import torch
-
         torch.set_num_threads(threads)
     job, out = Path(job_dir), Path(out_root)
     tmp = out / f".tmp-{job.name}-{os.getpid()}"
@@ -82,7 +79,7 @@ def run_one(job_dir: str, out_root: str, job_fn: str, job_options: dict, threads
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        report = _resolve(job_fn)(job, tmp, dict(job_options))
+        report = job_fn(job, tmp, dict(job_options))
         with atomic_output(tmp / REPORT) as f:
             f.write(json.dumps(report, indent=1).encode())
         replace_dir(tmp, out / job.name, out / f".old-{job.name}-{os.getpid()}")
@@ -119,9 +116,9 @@ def run_batch(root: Path, out: Path, opts: BatchOptions, progress: Callable[[dic
     if out.exists() and not out.is_dir():
         raise ReconError(f"{out}: output path exists and is not a folder")
     if opts.engine not in ("local", "ray"):
-        raise ReconError(f"--engine must be local or ray, got {opts.engine!r}")
+        raise ReconError(f"batch engine must be local or ray, got {opts.engine!r}")
     if opts.workers < 1:
-        raise ReconError(f"--workers must be >= 1, got {opts.workers}")
+        raise ReconError(f"batch workers must be >= 1, got {opts.workers}")
     jobs = list_jobs(root)
     out.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
@@ -153,8 +150,6 @@ def run_batch(root: Path, out: Path, opts: BatchOptions, progress: Callable[[dic
         for j in todo:
             record(run_one(*args(j)))
     else:
-        import multiprocessing as mp
-
         with ProcessPoolExecutor(max_workers=opts.workers, mp_context=mp.get_context("spawn")) as pool:
             pending = {pool.submit(run_one, *args(j)) for j in todo}
             while pending:
@@ -170,9 +165,9 @@ def run_batch(root: Path, out: Path, opts: BatchOptions, progress: Callable[[dic
 
 def _run_ray(todo: list[Path], args, opts: BatchOptions):
     try:
-        import ray
+        import ray  # optional extra, only for --engine ray
     except ImportError:
-        raise ReconError("--engine ray needs the ray package (pip install 'ray[default]')") from None
+        raise ReconError("the ray engine needs the ray package (pip install 'ray[default]')") from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports: batch runs offline
     started_here = not ray.is_initialized()
     if started_here:

@@ -37,12 +37,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from recon.data.types import Views
+from recon.core.resize import model_input_size as model_size
+from recon.core.types import Views
 from recon.io.images import resize_image
 from recon.pipeline.inputs import LoadedImage
-from recon.reconstructor import (
-    model_input_size as model_size,  # one rule for the working size
-)
 from renderer.cameras import Cameras
 from renderer.errors import ReconError
 
@@ -150,7 +148,7 @@ class PreparedViews:
         return Cameras(c2w, self.K.to(c2w.dtype), self.width, self.height)
 
     def to_views(self, c2w: Tensor) -> Views:
-        """``recon.data.types.Views`` with poses ``c2w [V, 4, 4]`` (masks become ``[V, H, W, 1]``)."""
+        """``recon.core.types.Views`` with poses ``c2w [V, 4, 4]`` (masks become ``[V, H, W, 1]``)."""
         masks = None if self.masks is None else self.masks[..., None]
         return Views(self.images, self.cameras(c2w), masks=masks, names=list(self.names))
 

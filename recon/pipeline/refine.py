@@ -1,4 +1,7 @@
-"""Optional refinement stage: a few hundred photometric steps on the predicted Gaussians.
+"""Stage 4, refine: a few hundred photometric steps on the predicted Gaussians (optional).
+
+This is the slot the time-budgeted refinement fills: ``refine(prediction, model_cfg, steps)`` is the
+stage; ``refine_gaussians`` the optimisation it runs.
 
 The feed-forward prediction is a good start but not pixel-exact; ``refine_gaussians`` optimises the
 Gaussians' raw parameters (positions, log-scales, rotations, opacity logits, colour) against the
@@ -18,7 +21,10 @@ import torch.nn.functional as F
 from kornia.losses import ssim_loss
 from torch import Tensor
 
-from recon.data.types import Views
+from recon.core.resize import model_input_size, resize_views
+from recon.core.types import Views
+from recon.models import ModelConfig
+from recon.pipeline.predict import Prediction
 from renderer import Gaussians, render
 from renderer.sh import SH_C0
 
@@ -105,3 +111,26 @@ def refine_gaussians(g: Gaussians, views: Views, cfg: RefineConfig, background: 
                           torch.sigmoid(raw["opacity"].detach()), raw["sh"].detach())
     after = input_view_psnr(final, views, bg)
     return RefineResult(final, cfg.steps, time.perf_counter() - t0, before, after)
+
+
+@dataclass
+class Refinement:
+    """The refined Gaussians (the prediction's when nothing ran) and what the report records."""
+
+    gaussians: Gaussians
+    info: dict | None = None  # steps, seconds, input-view PSNR before and after; None when not run
+    seconds: float | None = None
+
+
+def refine(prediction: Prediction, model_cfg: ModelConfig, steps: int) -> Refinement:
+    """Stage 4: ``steps`` refinement steps on the input views resized to the model's working size."""
+    if steps <= 0:
+        return Refinement(prediction.gaussians)
+    t0 = time.perf_counter()
+    views = prediction.views
+    w, h = model_input_size(views.cameras.width, views.cameras.height, model_cfg.input_long_side,
+                            model_cfg.input_multiple)
+    small_img, small_cams = resize_views(views.images, views.cameras, w, h)
+    r = refine_gaussians(prediction.gaussians, Views(small_img, small_cams), RefineConfig(steps=steps))
+    info = {"steps": r.steps, "seconds": r.seconds, "input_psnr_before": r.psnr_before, "input_psnr_after": r.psnr_after}
+    return Refinement(r.gaussians, info, time.perf_counter() - t0)

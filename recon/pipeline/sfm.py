@@ -6,7 +6,7 @@ converts its poses at this boundary (``recon.io.colmap.image_camera``): COLMAP s
 ``cam_from_world`` (world-to-camera) with OpenCV camera axes, so ``c2w`` is its inverse; ``K`` is
 in pixels of the input images (features may be found on a downscaled copy; COLMAP scales them
 back). The world frame is the reconstruction's: arbitrary origin, rotation and scale (COLMAP
-centres and normalises it); align to another frame with ``recon.models.pointmap.align_similarity``.
+centres and normalises it); align to another frame with ``recon.core.geometry.align_similarity``.
 
 Camera model: one camera shared by all views, ``SIMPLE_RADIAL`` by default (f, cx, cy, k1). The
 photos of one reconstruction almost always come from one camera, and sharing its intrinsics makes
@@ -35,9 +35,11 @@ from typing import Literal
 
 import numpy as np
 import torch
+from PIL import Image
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.io.colmap import image_camera
+from recon.io.images import load_image, to_uint8
 from renderer.cameras import Cameras
 
 PoseMethod = Literal["sfm", "pointmap", "single"]
@@ -339,9 +341,6 @@ def _default_name(image, i: int) -> str:
 
 def _write_images(images, names, folder: Path, background) -> tuple[int, int]:
     """Write every image as ``folder/<index>.png`` (8-bit RGB); return the shared ``(W, H)``."""
-    from PIL import Image
-
-    from recon.io.images import load_image, to_uint8
 
     folder.mkdir(parents=True, exist_ok=True)
     size = None

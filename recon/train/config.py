@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.models import ModelConfig, preset
 from recon.train.losses import LossWeights
 

@@ -1,4 +1,8 @@
-"""Training state on disk without pickles: tensors in safetensors, everything else in JSON.
+"""Training state without pickles: what a resume needs, and how it lies on disk.
+
+What: ``model.*``, ``ema.*`` and ``opt.*`` tensors (``training_tensors``, restored by
+``load_training_tensors``) plus JSON metadata (step counters, the optimizer's non-tensor state, the
+config). How: tensors in safetensors, everything else in JSON.
 
 Layout: ``DIR/step_NNNNNNNN/{state.safetensors,state.json}`` and ``DIR/latest`` (a text file naming
 the newest step folder). ``save_state`` writes a complete step folder under a temporary name,
@@ -18,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from renderer.io.atomic import replace_dir
 
 _TENSORS, _META = "state.safetensors", "state.json"
@@ -50,6 +54,26 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
         state.setdefault(int(pid), {})[k] = v
     groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]  # JSON lists
     opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def training_tensors(model: torch.nn.Module, ema: torch.nn.Module,
+                     opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors of a resume: ``model.<name>``, ``ema.<name>`` (state dicts) and ``opt.*``
+    (``optimizer_tensors``); and the optimizer's JSON-able rest (for the metadata's ``"optimizer"``)."""
+    t = {f"model.{k}": v for k, v in model.state_dict().items()}
+    t.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    ot, ometa = optimizer_tensors(opt)
+    t.update(ot)
+    return t, ometa
+
+
+def load_training_tensors(model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer,
+                          tensors: dict[str, torch.Tensor], opt_meta: dict) -> None:
+    """Inverse of ``training_tensors``: load them into ``model``, ``ema`` and ``opt`` (built as the
+    saving run built them)."""
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    load_optimizer(opt, {k: v for k, v in tensors.items() if k.startswith("opt.")}, opt_meta)
 
 
 def _step_dirs(d: Path) -> list[Path]:

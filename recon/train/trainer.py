@@ -1,18 +1,21 @@
-"""``recon train CONFIG``: trains ReconModel on procedural (or real) items, on CPU, one GPU, or DDP.
+"""``recon train CONFIG``: the training loop of ReconModel on procedural (or real) items, on CPU, one
+GPU, or DDP.
 
 Every step is a pure function of (config, step, rank) and the state at that step: which items, how
 many input views, posed or unposed (``recon.train.config.step_plan``). Together with the saved
 model, EMA and optimizer state this makes a resumed run (same world size, device and thread count)
 take bit-identical next steps on CPU; on CUDA the data and state are the same, but kernels that
-accumulate with atomics (gsplat's backward) make the steps equal only up to rounding. State is saved atomically every ``save_every_minutes``, at the end,
-and on SIGTERM/SIGINT (``recon.train.state_io``).
+accumulate with atomics (gsplat's backward) make the steps equal only up to rounding. State is
+saved atomically every ``save_every_minutes``, at the end, and on SIGTERM/SIGINT.
 
-Distributed: under ``torchrun`` (``WORLD_SIZE > 1``) the trainer joins the process group (gloo on
-CPU, NCCL on CUDA) and wraps the model in DDP with ``find_unused_parameters=True``, because the
-heads a step runs differ (unposed steps run the pointmap head only; the triplane head runs only on
-ranks whose items have SDF samples). Every rank draws different items; all ranks draw the same
-posed/unposed flag and view count. Whether to stop (signal, time limit) is agreed by all ranks
-after every step, so no rank is left waiting in a collective. Rank 0 alone saves, logs and evaluates.
+Distributed (``recon.train.distributed``): under ``torchrun`` every rank draws different items; all
+ranks draw the same posed/unposed flag and view count. Whether to stop (signal, time limit) is
+agreed by all ranks after every step, so no rank is left waiting in a collective. Rank 0 alone
+saves, logs and evaluates.
+
+The loop lives here; its parts live beside it: the data (``datasets``), a micro-batch and its loss
+(``batch``), the training state and resume (``state_io``, ``run_log``), the periodic evaluation and
+``loss.png`` (``evaluation``).
 
 Outputs in ``out_dir``: ``checkpoints/step_*/`` (training state), ``log.jsonl`` (one JSON line per
 logged step or eval), ``loss.png``, and ``export/`` (the EMA weights as a shippable checkpoint folder).
@@ -22,51 +25,35 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
-from recon.data.types import Item
-from recon.errors import ReconError
+from recon.core.errors import ReconError
+from recon.core.types import Item
+from recon.inference import Reconstructor
 from recon.models import ReconModel
-from recon.train.batch import WHITE, batch_loss, make_batch
-from recon.train.config import DataConfig, StepPlan, TrainConfig, cosine_lr, step_plan
+from recon.models.checkpoint import write_checkpoint
+from recon.train.batch import batch_loss, make_batch
+from recon.train.config import StepPlan, TrainConfig, cosine_lr, step_plan
+from recon.train.datasets import plan_items, training_dataset
+from recon.train.distributed import ProcessGroup
+from recon.train.evaluation import eval_items, eval_psnr, plot_loss
+from recon.train.run_log import append_log, truncate_log
 from recon.train.state_io import (
     latest_step,
-    load_optimizer,
     load_state,
-    optimizer_tensors,
+    load_training_tensors,
     save_state,
+    training_tensors,
 )
-from renderer import render
 
-__all__ = ["DataConfig", "TrainConfig", "Trainer", "cosine_lr", "train"]
-
-
-class _FirstN(torch.utils.data.Dataset):
-    """The first ``n`` items of a dataset (``set_epoch`` passes through)."""
-
-    def __init__(self, base, n: int):
-        self.base, self.n = base, min(n, len(base))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> Item:
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        return self.base[i]
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.base, "set_epoch"):
-            self.base.set_epoch(epoch)
+__all__ = ["Trainer", "train"]
 
 
 class Trainer:
@@ -80,74 +67,46 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, device: str | torch.device | None = None, dataset=None):
         self.cfg = cfg
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        if device is None:
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and self.device.index is not None:
-            torch.cuda.set_device(self.device)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
-        self._own_group = False
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-            self._own_group = True
-        torch.manual_seed(cfg.seed)
+        self.group = ProcessGroup.join(device)
+        torch.manual_seed(cfg.seed)  # before the models: their initial weights come from it
         self.model_cfg = cfg.model_config()
         self.model = ReconModel(self.model_cfg).to(self.device)
         self.ema = ReconModel(self.model_cfg).to(self.device)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
-        self.ddp = None
-        if self.world > 1:
-            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
-        decay, no_decay = [], []
-        for n, p in self.model.named_parameters():
-            (no_decay if p.ndim < 2 else decay).append(p)
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+        self.ddp = self.group.wrap(self.model)
+        self.opt = _adamw(self.model, cfg)
         self.step = 0
         self.samples_seen = 0
         self.train_seconds = 0.0
         self.out = Path(cfg.out_dir)
-        self.dataset = self._make_dataset() if dataset is None else dataset
-        if dataset is not None and cfg.data.length is not None:
-            self.dataset = _FirstN(dataset, cfg.data.length)
+        self.dataset = training_dataset(cfg.data, self.device, dataset)
         self._stop = False
         self.stop_signal: int | None = None  # the signal that stopped the last ``fit``, if one did
         self._eval_items: list[Item] | None = None
 
-    # ---- data -------------------------------------------------------------------------------------
+    @property
+    def world(self) -> int:
+        return self.group.world
 
-    def _make_dataset(self):
-        d = self.cfg.data
-        if d.cache:
-            from recon.data.cache import CachedDataset, CachedSplit
+    @property
+    def rank(self) -> int:
+        return self.group.rank
 
-            ds = CachedDataset(d.cache, CachedSplit(max(d.n_inputs), d.n_targets, d.sdf_samples))
-            return _FirstN(ds, d.length) if d.length is not None else ds
-        from recon.data.dataset import ProceduralConfig, ProceduralDataset
+    @property
+    def device(self) -> torch.device:
+        return self.group.device
 
-        pc = ProceduralConfig(max(d.n_inputs), d.n_targets, d.size, sdf_samples=d.sdf_samples)
-        if d.length is not None:
-            pc.length = d.length
-        return ProceduralDataset(pc, device=self.device if d.render_device == "train" else "cpu")
+    # ---- one step ---------------------------------------------------------------------------------
 
     def _step_plan(self, step: int) -> StepPlan:
         """This rank's plan for ``step`` (``recon.train.config.step_plan``)."""
         return step_plan(self.cfg, step, self.rank, self.world, len(self.dataset))
 
     def _items(self, plan: StepPlan) -> list[Item]:
-        items = []
-        for i, epoch in zip(plan.indices, plan.epochs):
-            if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch)
-            it = self.dataset[i]
-            items.append(Item(it.inputs.select(list(range(plan.n_inputs))), it.targets, it.sdf, it.meta))
-        return items
-
-    # ---- one step ---------------------------------------------------------------------------------
+        return plan_items(self.dataset, plan)
 
     def train_step(self) -> dict:
         """One optimizer step (``grad_accum`` micro-batches, gradients averaged over ranks), then
@@ -159,9 +118,22 @@ class Trainer:
         for grp in self.opt.param_groups:
             grp["lr"] = lr
         self.model.train()
-        net = self.ddp or self.model
         self.opt.zero_grad(set_to_none=True)
         items = self._items(plan)
+        total, logs = self._backward(items, plan.unposed)
+        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.opt.step()
+        self._update_ema()
+        self.step += 1
+        self.samples_seen += len(items) * self.world
+        return {"step": self.step, "loss": total, "lr": lr, "grad_norm": float(gn), "unposed": plan.unposed,
+                "views": plan.n_inputs, **logs}
+
+    def _backward(self, items: list[Item], unposed: bool) -> tuple[float, dict[str, float]]:
+        """Gradients of the loss over ``items`` in ``grad_accum`` micro-batches, each weighted by its
+        share of the items. Returns the loss and its logged parts, averaged the same way."""
+        c = self.cfg
+        net = self.ddp or self.model
         micro = max(1, c.grad_accum)
         per = -(-len(items) // micro)
         chunks = [ch for ch in (items[m * per: (m + 1) * per] for m in range(micro)) if ch]
@@ -172,39 +144,26 @@ class Trainer:
             sync = self.ddp is None or m == len(chunks) - 1
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
                 batch = make_batch(chunk, self.device)
-                loss, lg = batch_loss(net, batch, plan.unposed, c.loss, c.amp, c.render_views, c.render_size,
+                loss, lg = batch_loss(net, batch, unposed, c.loss, c.amp, c.render_views, c.render_size,
                                       c.render_backend)
                 (loss * len(chunk) / len(items)).backward()
             total += float(loss.detach()) * len(chunk) / len(items)
             for k, v in lg.items():
                 logs[k] = logs.get(k, 0.0) + v * len(chunk) / len(items)
-        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.opt.step()
-        with torch.no_grad():
-            d = min(c.ema_decay, (1 + self.step) / (10 + self.step))
-            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
-                pe.lerp_(pm, 1 - d)
-        self.step += 1
-        self.samples_seen += len(items) * self.world
-        return {"step": self.step, "loss": total, "lr": lr, "grad_norm": float(gn), "unposed": plan.unposed,
-                "views": plan.n_inputs, **logs}
+        return total, logs
 
-    def _agree(self, stop: bool, loss: float) -> tuple[bool, float]:
-        """All ranks' verdict: stop if any rank wants to, and the loss averaged over ranks."""
-        if self.world == 1:
-            return stop, loss
-        t = torch.tensor([float(stop), loss], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return bool(t[0] > 0), float(t[1]) / self.world
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """EMA toward the model; the decay ramps up from 0.1 so that early weights fade fast."""
+        d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+            pe.lerp_(pm, 1 - d)
 
     # ---- state ------------------------------------------------------------------------------------
 
     def state_tensors(self) -> tuple[dict, dict]:
         """Everything a resume needs: ``model.*``, ``ema.*`` and ``opt.*`` tensors, and JSON metadata."""
-        t = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        t.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
-        ot, ometa = optimizer_tensors(self.opt)
-        t.update(ot)
+        t, ometa = training_tensors(self.model, self.ema, self.opt)
         meta = {"step": self.step, "samples_seen": self.samples_seen, "train_seconds": self.train_seconds,
                 "optimizer": ometa, "config": dataclasses.asdict(self.cfg), "world_size": self.world}
         return t, meta
@@ -216,20 +175,7 @@ class Trainer:
         t, meta = self.state_tensors()
         save_state(self.out / "checkpoints", self.step, t, meta)
         self.export(self.out / "export")
-        self._plot()
-
-    def init_weights(self, directory: str | Path) -> None:
-        """Start model and EMA from a checkpoint folder's weights (sha256 and keys checked by
-        ``Reconstructor.from_pretrained``); its model config must equal this run's, except for
-        ``output_scale``, which no parameter depends on (a run may go on at another output scale)."""
-        from recon.reconstructor import Reconstructor
-
-        src = Reconstructor.from_pretrained(directory, device="cpu")
-        if ({**src.model.cfg.to_dict(), "output_scale": None} != {**self.model_cfg.to_dict(), "output_scale": None}):
-            raise ReconError(f"init_from {directory}: its model config differs from the training config's")
-        state = src.model.state_dict()
-        self.model.load_state_dict(state)
-        self.ema.load_state_dict(state)
+        plot_loss(self.out / "log.jsonl", self.out / "loss.png")
 
     def resume(self) -> bool:
         """Load ``out_dir``'s latest state (every rank reads it); False when there is none. Log
@@ -238,112 +184,43 @@ class Trainer:
         if st is None:
             return False
         t, meta = st
-        self.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-        self.ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
-        load_optimizer(self.opt, {k: v for k, v in t.items() if k.startswith("opt.")}, meta["optimizer"])
+        load_training_tensors(self.model, self.ema, self.opt, t, meta["optimizer"])
         self.step, self.samples_seen = int(meta["step"]), int(meta["samples_seen"])
         self.train_seconds = float(meta.get("train_seconds", 0.0))
         if int(meta.get("world_size", self.world)) != self.world and self.rank == 0:
             print(f"warning: resuming a {meta['world_size']}-process run with {self.world} processes: "
                   "the data order changes from here on", file=sys.stderr)
-        self._truncate_log()
+        if self.rank == 0:
+            truncate_log(self.out / "log.jsonl", self.step)
         return True
 
-    def _truncate_log(self) -> None:
-        path = self.out / "log.jsonl"
-        if self.rank != 0 or not path.exists():
-            return
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-        keep = []
-        for ln in lines:
-            try:
-                if int(json.loads(ln).get("step", 0)) <= self.step:
-                    keep.append(ln)
-            except (ValueError, AttributeError):
-                continue  # a line cut short by a kill
-        if len(keep) != len(lines):
-            tmp = path.with_name(f".log.jsonl.tmp{os.getpid()}")
-            tmp.write_text("".join(ln + "\n" for ln in keep))
-            os.replace(tmp, path)
+    def init_weights(self, directory: str | Path) -> None:
+        """Start model and EMA from a checkpoint folder's weights (sha256 and keys checked by
+        ``Reconstructor.from_pretrained``); its model config must equal this run's, except for
+        ``output_scale``, which no parameter depends on (a run may go on at another output scale)."""
+        src = Reconstructor.from_pretrained(directory, device="cpu")
+        if ({**src.model.cfg.to_dict(), "output_scale": None} != {**self.model_cfg.to_dict(), "output_scale": None}):
+            raise ReconError(f"init_from {directory}: its model config differs from the training config's")
+        state = src.model.state_dict()
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
 
     def export(self, directory: Path) -> Path:
         """Write the EMA weights as a checkpoint folder (config.json with sha256, model.safetensors)."""
-        from safetensors.torch import save_file
-
-        from recon.reconstructor import WEIGHTS_NAME, sha256_file
-
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{WEIGHTS_NAME}.tmp{os.getpid()}"
-        save_file({k: v.detach().float().contiguous().cpu() for k, v in self.ema.state_dict().items()}, str(tmp))
-        digest = sha256_file(tmp)
-        os.replace(tmp, directory / WEIGHTS_NAME)
-        cfg = {"model": self.model_cfg.to_dict(), "weights": {"file": WEIGHTS_NAME, "sha256": digest},
-               "training": {"step": self.step, "samples_seen": self.samples_seen,
-                            "train_seconds": round(self.train_seconds, 1), "world_size": self.world,
-                            "device": str(self.device), "config": dataclasses.asdict(self.cfg)}}
-        tmpj = directory / f".config.json.tmp{os.getpid()}"
-        tmpj.write_text(json.dumps(cfg, indent=1))
-        os.replace(tmpj, directory / "config.json")
-        return directory
+        return write_checkpoint(directory, self.model_cfg, self.ema.state_dict(), {"training": {
+            "step": self.step, "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 1),
+            "world_size": self.world, "device": str(self.device), "config": dataclasses.asdict(self.cfg)}})
 
     def _log(self, rec: dict) -> None:
-        if self.rank != 0:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-
-    def _plot(self) -> None:
-        """loss.png from log.jsonl (training loss and target PSNR, eval PSNR)."""
-        path = self.out / "log.jsonl"
-        if not path.exists():
-            return
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return
-        recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        tr = [r for r in recs if "loss" in r and not r.get("unposed")]
-        ev = [r for r in recs if "eval_psnr" in r]
-        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-        ax[0].plot([r["step"] for r in tr], [r["loss"] for r in tr], lw=0.8)
-        ax[0].set_yscale("log")
-        ax[0].set_xlabel("step")
-        ax[0].set_title("training loss (posed steps)")
-        ax[1].plot([r["step"] for r in tr], [r.get("psnr_target", float("nan")) for r in tr], lw=0.6, label="train targets")
-        if ev:
-            ax[1].plot([r["step"] for r in ev], [r["eval_psnr"] for r in ev], "o-", label="synthetic-val (EMA)")
-        ax[1].set_xlabel("step")
-        ax[1].set_ylabel("PSNR dB")
-        ax[1].legend()
-        fig.tight_layout()
-        tmp = self.out / f".loss.png.tmp{os.getpid()}.png"
-        fig.savefig(tmp, dpi=90)
-        plt.close(fig)
-        os.replace(tmp, self.out / "loss.png")
-
-    # ---- evaluation -------------------------------------------------------------------------------
+        if self.rank == 0:
+            append_log(self.out / "log.jsonl", rec)
 
     def evaluate(self) -> dict:
         """Target-view PSNR of the EMA model on the first ``eval_items`` synthetic-val objects (4 inputs, 256x256)."""
-        from recon.data.procedural.item import make_item
-        from recon.eval.metrics import psnr
-        from recon.reconstructor import Reconstructor
-
         if self._eval_items is None:
-            self._eval_items = [make_item(10_000_000 + i, 4, 4, 256) for i in range(self.cfg.eval_items)]
-        rec = Reconstructor(self.ema, device=self.device, dtype=torch.bfloat16 if self.cfg.amp else torch.float32)
-        vals = []
-        for it in self._eval_items:
-            r = rec.reconstruct(it.inputs)
-            img = render(r.gaussians.to(self.device), it.targets.cameras.to(self.device),
-                         background=torch.tensor(WHITE, device=self.device)).rgb
-            vals.append(psnr(img.cpu(), it.targets.images))
-        self.ema.train(False)
-        return {"step": self.step, "eval_psnr": sum(vals) / len(vals), "eval_items": len(vals)}
+            self._eval_items = eval_items(self.cfg.eval_items)
+        value = eval_psnr(self.ema, self._eval_items, self.device, self.cfg.amp)
+        return {"step": self.step, "eval_psnr": value, "eval_items": len(self._eval_items)}
 
     # ---- loop -------------------------------------------------------------------------------------
 
@@ -361,20 +238,17 @@ class Trainer:
         c = self.cfg
         self._stop = False
         self.stop_signal = None
-        old = {}
-        if threading.current_thread() is threading.main_thread():
-            old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         start = time.time()
         last_save = time.time()
         stop_at = min(self.step + max_steps if max_steps is not None else c.steps, c.steps)
-        try:
+        with _stop_signals(self._on_signal):
             while self.step < stop_at:
                 t0 = time.time()
                 rec = self.train_step()
                 dt = time.time() - t0
                 self.train_seconds += dt
                 out_of_time = bool(c.time_limit_minutes) and time.time() - start > c.time_limit_minutes * 60
-                stop, rec["loss"] = self._agree(self._stop or out_of_time, rec["loss"])
+                stop, rec["loss"] = self.group.agree(self._stop or out_of_time, rec["loss"])
                 if self.step % c.log_every == 0 or self.step == 1:
                     rec.update(seconds=round(dt, 3), samples_seen=self.samples_seen,
                                train_seconds=round(self.train_seconds, 1))
@@ -387,15 +261,34 @@ class Trainer:
                 if stop:
                     break
             self.save()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
 
     def close(self) -> None:
         """Leave the process group this trainer joined (if any)."""
-        if self._own_group and dist.is_initialized():
-            dist.destroy_process_group()
-            self._own_group = False
+        self.group.close()
+
+
+def _adamw(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with ``cfg.weight_decay`` on matrices and none on vectors (norms, biases, embeddings'
+    scalars), as usual for transformers."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (no_decay if p.ndim < 2 else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+@contextlib.contextmanager
+def _stop_signals(handler: Callable) -> Iterator[None]:
+    """``handler`` on SIGTERM and SIGINT inside the block, the previous handlers after it. Only the
+    main thread may install handlers; elsewhere this does nothing."""
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def train(config_path: str | Path, resume: bool = True, max_steps: int | None = None,

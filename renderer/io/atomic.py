@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,8 +46,6 @@ def replace_dir(tmp: Path, final: Path, trash: Path) -> None:
     """Move the complete folder ``tmp`` to ``final``, replacing an existing ``final``: the old one is
     first renamed to ``trash`` (same file system) and deleted only after the new one is in place, so
     at every moment a complete folder exists under one of the names."""
-    import shutil
-
     if final.exists():
         os.replace(final, trash)
         os.replace(tmp, final)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recon.models import ReconModel, preset
-from tests.recon.pipeline.conftest import write_checkpoint
+from recon.models.checkpoint import write_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 
@@ -20,12 +20,12 @@ def app_checkpoint(tmp_path_factory) -> Path:
     # Untrained heads start at opacity sigmoid(0) = 0.5; a bias makes the Gaussians opaque, like a
     # trained model's, so that mesh export finds a surface (it fuses the opaque Gaussians).
     cfg.adapter.opacity_bias = 2.0
-    return write_checkpoint(tmp_path_factory.mktemp("app_ckpt") / "tiny", ReconModel(cfg))
+    return write_checkpoint(tmp_path_factory.mktemp("app_ckpt") / "tiny", cfg, ReconModel(cfg).state_dict())
 
 
 @pytest.fixture(scope="session")
 def reconstructor(app_checkpoint):
-    from recon.reconstructor import Reconstructor
+    from recon.inference import Reconstructor
 
     return Reconstructor.from_pretrained(app_checkpoint)
 

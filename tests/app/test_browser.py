@@ -46,7 +46,7 @@ def server(tmp_path_factory, request):
     log = tmp_path_factory.mktemp("app_server") / "server.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     with log.open("w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "recon", "app", "--host", "127.0.0.1", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port),
                                  "--checkpoint", str(ckpt), "--device", "cpu"], cwd=REPO, stdout=f,
                                 stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"

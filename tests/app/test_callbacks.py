@@ -109,7 +109,7 @@ def test_bad_inputs_give_messages(reconstructor, config, posed_example, tmp_path
     broken.write_text("{not json")
     with pytest.raises(gr.Error):
         run_reconstruction(reconstructor, config, files, str(broken), "auto", 0.85, True, 0, None)
-    with pytest.raises(gr.Error, match="single takes one image"):
+    with pytest.raises(gr.Error, match="single mode takes one image"):
         run_reconstruction(reconstructor, config, files, None, "single", 0.85, True, 0, None)
 
 
@@ -140,30 +140,17 @@ def test_file_names_are_never_paths(tmp_path, posed_example):
     assert not (tmp_path / "escape.png").exists()
 
 
-def test_mesh_export_without_recon_export_is_a_visible_error(monkeypatch, config):
-    import builtins
-
+def test_mesh_export_before_any_reconstruction_is_a_visible_error(config):
     cache = SessionCache.new(config)
     with pytest.raises(gr.Error, match="Reconstruct first"):
         export_mesh_from_cache(cache, MeshSettings())
-    cache.result = object()
-    real_import = builtins.__import__
-
-    def no_export(name, *args, **kwargs):
-        if name == "recon.export" or name.startswith("recon.export."):
-            raise ImportError("No module named 'recon.export'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_export)
-    with pytest.raises(gr.Error, match="not available yet"):
-        next(export_mesh(cache, 20_000, 1024, "+Z (z up)"))
 
 
 def test_mesh_reexport_uses_the_cache_and_never_runs_the_network(reconstructor, config, posed_example, caplog):
     import torch
     import trimesh
 
-    from recon.eval.interface import Mesh
+    from recon.core.types import Mesh
 
     files, cams = posed_example
     with caplog.at_level(logging.INFO, logger="recon.app"):

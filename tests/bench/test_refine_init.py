@@ -16,7 +16,8 @@ def test_rows_for_every_start_and_json_is_written(tmp_path, capsys):
     assert set(r["rows"]) == {"scratch", "model", "model-500"} and r["items"] == 1 and r["budget_s"] == 3.0
     for name, row in r["rows"].items():
         assert row["iterations"] >= 1 and 5.0 < row["psnr"] < 60.0, (name, row)
-        assert 3.0 <= row["seconds_method"] < 3.0 + 10.0, (name, row)  # the model's time is inside the budget
+        # the model's time counts against the budget (no upper bound: a step's time depends on the load)
+        assert row["seconds_method"] >= 3.0, (name, row)
     assert not list(tmp_path.glob("sub/.*"))
     assert "model-500" in capsys.readouterr().out
 

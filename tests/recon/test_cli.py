@@ -13,9 +13,10 @@ import torch
 from PIL import Image
 
 from bench.scenes import random_scene
-from recon.cli import main, parse_views
-from recon.errors import ReconError
-from recon.examples import write_example
+from recon.cli import COMMANDS, main
+from recon.cli.args import parse_views
+from recon.cli.examples import write_example
+from recon.core.errors import ReconError
 from recon.io import read_cameras, write_cameras_json
 from renderer import Cameras, render
 from renderer.io import read_gaussians, write_ply
@@ -29,9 +30,25 @@ def _run(argv, capsys):
     return rc, captured.out, captured.err
 
 
-def test_help_lists_render():
-    proc = subprocess.run([sys.executable, "-m", "recon", "--help"], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0 and "render" in proc.stdout
+def test_help_lists_every_command():
+    proc = subprocess.run([sys.executable, "-m", "recon", "--help"], capture_output=True, text=True, cwd=REPO,
+                          check=False)
+    assert proc.returncode == 0
+    assert all(f"    {c.name} " in proc.stdout or f"    {c.name}\n" in proc.stdout for c in COMMANDS), proc.stdout
+    assert {c.name for c in COMMANDS} == {"reconstruct", "render", "batch", "export", "eval", "train", "examples"}
+
+
+def test_python_m_recon_says_how_to_start_the_app(capsys):
+    """The web app is the console script's command (app.cli): recon alone points there, in one line."""
+    rc, out, err = _run(["app", "--port", "7861"], capsys)
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "recon app" in err and "python -m app" in err, err
+
+
+def test_examples_command_writes_the_example_scene(tmp_path, capsys):
+    rc, out, err = _run(["examples", "--out", tmp_path / "ex"], capsys)
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["cameras.json", "gaussians.ply"]
+    assert len(read_cameras(tmp_path / "ex" / "cameras.json").cameras) == 8 and "example scene" in out
 
 
 def test_parse_views():
@@ -45,7 +62,7 @@ def test_render_example_matches_library(tmp_path, capsys):
     EXAMPLE = tmp_path / "example"
     write_example(EXAMPLE)
     tmp_path = tmp_path / "renders"
-    rc, out, err = _run(
+    rc, _, err = _run(
         ["render", EXAMPLE / "gaussians.ply", "--cameras", EXAMPLE / "cameras.json", "--views", "0,3",
          "--scale", "0.25", "--out", tmp_path, "--save-depth"],
         capsys,

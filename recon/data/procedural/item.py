@@ -14,11 +14,11 @@ import dataclasses
 
 import torch
 
+from recon.core.types import Item
 from recon.data.procedural.mesh import sdf_samples as _sdf_samples
 from recon.data.procedural.objects import ProceduralObject, random_object, random_scene
 from recon.data.procedural.rigs import forward_rig, object_rig
 from recon.data.procedural.trace import Lighting, render_sdf
-from recon.data.types import Item
 
 _STREAMS = {"object": 0, "views": 1, "sdf": 2}
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from recon.core.types import Mesh, SdfSamples
 from recon.data.procedural.grid import SdfGrid
 from recon.data.procedural.objects import ProceduralObject
-from recon.data.types import SdfSamples
-from recon.eval.interface import Mesh
 
 
 @dataclass

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import trimesh
 from torch import Tensor
 
+from recon.core.errors import ReconError
+from recon.core.types import Mesh
 from recon.data.procedural.objects import OBJECT_RADIUS, ProceduralObject
 from recon.data.procedural.primitives import Primitive
 from recon.data.procedural.texture import Material, random_material, random_palette
-from recon.errors import ReconError
-from recon.eval.interface import Mesh
 from recon.io.mesh_file import read_trimesh
 
 AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0),
@@ -46,7 +47,7 @@ class MeshShape(Primitive):
 
     def _raycasting(self):
         if self._scene is None:
-            import open3d as o3d  # heavy: imported on first use
+            import open3d as o3d  # lazy: heavy native library, mesh objects only
 
             scene = o3d.t.geometry.RaycastingScene()
             scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(self.vertices, np.float32)),
@@ -56,7 +57,7 @@ class MeshShape(Primitive):
 
     def dist(self, p: Tensor) -> Tensor:
         """Signed distance ``[P]`` at points ``p [3, P]`` (the internal layout; leaf frame)."""
-        import open3d as o3d
+        import open3d as o3d  # lazy: heavy native library, mesh objects only
 
         if p.shape[1] == 0:
             return p.new_zeros(0)
@@ -70,8 +71,6 @@ class MeshShape(Primitive):
 
 def _up_rotation(up) -> np.ndarray:
     """``[3, 3]`` smallest proper rotation taking the unit vector along ``up`` to world +z."""
-    import trimesh
-
     a = np.asarray(AXES[up] if isinstance(up, str) else up, np.float64).reshape(3)
     if np.linalg.norm(a) < 1e-12:
         raise ReconError("the up axis must be a non-zero vector")
@@ -83,8 +82,6 @@ def load_normalised(path: str | Path, radius: float = OBJECT_RADIUS, up_axis="y"
     box centred at the origin, scaled so that the farthest vertex is ``radius`` from it, ``up_axis``
     (``"x"``, ``"y"``, ``"z"``, ``"-y"``, ... or a 3-vector in the file's frame) turned to +z.
     Duplicate vertices (UV seams) are merged."""
-    import trimesh
-
     tm = read_trimesh(path)
     tm = trimesh.Trimesh(np.asarray(tm.vertices), np.asarray(tm.faces), process=True)  # merge seams, drop degenerates
     v = np.asarray(tm.vertices, np.float64)

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from recon.core.types import Views
 from recon.data.procedural import random_tools as rt
 from recon.data.procedural._ops import dot, int_pow, normalize
 from recon.data.procedural.grid import SdfGrid
 from recon.data.procedural.objects import ProceduralObject
-from recon.data.types import Views
 from renderer import Cameras
 
 NEAR_BAND_CELLS = 1.0  # the exact SDF replaces the grid bound below this many grid cells

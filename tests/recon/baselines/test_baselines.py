@@ -19,10 +19,9 @@ from recon.baselines import (
     PlaneSweepBaseline,
     PlaneSweepConfig,
 )
-from recon.baselines.geometry import depth_range, scene_sphere
 from recon.baselines.optimize import _AdamParams, activate, raw_from_gaussians
-from recon.data.types import Views
-from recon.eval.interface import Method, Reconstruction
+from recon.core.geometry import depth_range, scene_sphere
+from recon.core.types import Method, Reconstruction, Views
 from renderer import Cameras, render
 
 SIZE = 64
@@ -321,7 +320,7 @@ def test_plane_sweep_works_at_a_reduced_resolution(scene):
 
 
 def test_plane_sweep_needs_two_views(scene):
-    from recon.errors import ReconError
+    from recon.core.errors import ReconError
 
     inputs, _ = scene
     with pytest.raises(ReconError):

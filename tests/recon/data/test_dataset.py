@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from bench.scenes import random_scene
+from recon.core.errors import FileFormatError, ReconError
 from recon.data.dataset import (
     PosedImagesConfig,
     PosedImagesDataset,
@@ -17,7 +18,6 @@ from recon.data.dataset import (
     ProceduralDataset,
     collate_items,
 )
-from recon.errors import FileFormatError, ReconError
 from recon.io import write_cameras_json
 from recon.io.images import load_image, resize_image
 from renderer import Cameras, render

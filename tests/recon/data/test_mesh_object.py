@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from recon.core.errors import ReconError
 from recon.data.procedural.mesh_object import load_normalised, mesh_object, object_mesh
 from recon.data.procedural.objects import OBJECT_RADIUS, ProceduralObject
 from recon.data.procedural.primitives import Box, Sphere
 from recon.data.procedural.trace import Lighting, render_sdf
-from recon.errors import ReconError
 from renderer import Cameras
 
 trimesh = pytest.importorskip("trimesh")

@@ -1,17 +1,14 @@
-"""``recon eval``: one-line errors with exit code 2, a real run with JSON, grid and summary, lazy imports."""
+"""``recon eval``: one-line errors with exit code 2, a real run with JSON, grid and summary."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from recon.cli import main
-
-REPO = Path(__file__).resolve().parents[3]
+from recon.cli import build_parser, main
+from recon.core.errors import ReconError
+from recon.eval.command import EarlierResultError, EvalRequest, read_earlier, run_eval
 
 
 def _run(argv, capsys):
@@ -54,14 +51,6 @@ def test_eval_lego_alias_writes_json_grid_and_summary(eval_data, tmp_path, capsy
     assert len(err.strip().splitlines()) == 2  # one progress line per item
 
 
-def test_importing_eval_loads_no_baseline_or_engine():
-    code = ("import sys, recon.cli, recon.eval.registry, recon.eval.protocols, recon.eval.runner, recon.eval.command; "
-            "bad = [m for m in sys.modules if m.startswith(('recon.baselines', 'recon.data.procedural'))]; "
-            "assert not bad, bad")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
-    assert proc.returncode == 0, proc.stderr
-
-
 def test_resume_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -76,7 +65,17 @@ def test_resume_errors_are_one_line(tmp_path, capsys):
 
 def test_eval_without_method_scores_the_shipped_model():
     """``recon eval PROTOCOL`` with no ``--method`` evaluates the model (the baselines are asked for by name)."""
-    from recon.cli import build_parser
-
     args = build_parser().parse_args(["eval", "lego-sparse-8"])
     assert args.method == "recon"
+
+
+def test_library_errors_name_fields_not_flags(tmp_path):
+    """``run_eval`` is called from Python too (bench/): its errors name ``EvalRequest`` fields; the CLI adds flags."""
+    with pytest.raises(ReconError, match="resume needs json_path") as info:
+        run_eval(EvalRequest("synthetic-val", method="mean-color", resume=True))
+    assert "--" not in str(info.value)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    with pytest.raises(EarlierResultError, match="is not a results file") as info:
+        read_earlier(bad)
+    assert "--" not in str(info.value)

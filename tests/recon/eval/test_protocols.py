@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.eval.protocol_base import ProtocolOverrides
 from recon.eval.protocols import (
     DOCS_PATH,

@@ -11,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from recon.data.types import Views
-from recon.errors import ReconError
-from recon.eval.interface import Mesh, Reconstruction
+from recon.core.errors import ReconError
+from recon.core.types import Mesh, Reconstruction, Views
 from recon.eval.protocol_base import (
     EvalItem,
     EvalProtocol,
@@ -252,7 +251,7 @@ def test_registry():
     assert make_method("mean-color").name == "mean-color"
     with pytest.raises(ReconError, match="unknown method 'nope'; known methods: recon, recon-unposed, optimize-30s"):
         make_method("nope")
-    with pytest.raises(ReconError, match="--checkpoint applies to the model methods"):
+    with pytest.raises(ReconError, match="a checkpoint applies to the model methods"):
         make_method("mean-color", checkpoint="checkpoints/default")
     with pytest.raises(ReconError, match="not a checkpoint folder"):
         make_method("recon", checkpoint="/nonexistent/ckpt")
@@ -301,11 +300,11 @@ def test_synthetic_protocols_end_to_end(name, tmp_path):
 
 @needs_engine
 def test_synthetic_protocol_does_not_build_skipped_items(monkeypatch):
-    import recon.data.procedural.item as item_module
+    import recon.eval.protocols_synthetic as ps
 
     built = []
-    real = item_module.make_item
-    monkeypatch.setattr(item_module, "make_item", lambda seed, **kw: built.append(seed) or real(seed, **kw))
+    real = ps.make_item
+    monkeypatch.setattr(ps, "make_item", lambda seed, **kw: built.append(seed) or real(seed, **kw))
     p = get_protocol("synthetic-val", overrides=ProtocolOverrides(size_scale=0.125))
     first, second = p.items(limit=2, skip=frozenset({"seed-10000000"}))
     assert first == ("seed-10000000", None, None, {}) and second.item_id == "seed-10000001"

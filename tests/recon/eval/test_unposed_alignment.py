@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from recon.core.types import Reconstruction
 from recon.data.procedural.item import make_item
-from recon.eval.interface import Reconstruction
 from recon.eval.reference_methods import GroundTruthDepthMethod
 from recon.eval.runner import align_unposed
 from renderer import Cameras, render

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from recon.eval.interface import Mesh
+from recon.core.types import Mesh
 from renderer import Gaussians
 
 ROOT = Path(__file__).resolve().parents[3]

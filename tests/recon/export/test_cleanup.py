@@ -7,7 +7,7 @@ import pytest
 import torch
 import trimesh
 
-from recon.eval.interface import Mesh
+from recon.core.types import Mesh
 from recon.export import CleanupOptions, clean_mesh, decimate, lod_chain, mesh_report
 from tests.recon.export.conftest import icosphere
 

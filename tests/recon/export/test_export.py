@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from recon.errors import ReconError
-from recon.export import MeshExportOptions, TsdfOptions, export_mesh, up_to_y_rotation
+from recon.core.errors import ReconError
+from recon.export import MeshExportOptions, TsdfOptions, export_mesh, files, up_to_y_rotation
 from renderer.errors import FileFormatError
 from tests.recon.export.conftest import icosphere, sphere_gaussians
 
@@ -132,7 +132,7 @@ def test_bad_paths_fail_cleanly_and_writes_are_atomic(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(trimesh.exchange.gltf, "export_glb", boom)
+    monkeypatch.setattr(files, "export_glb", boom)  # the name recon.export.files writes GLBs with
     with pytest.raises(RuntimeError):
         export_mesh(mesh, target, MeshExportOptions(faces=100, texture_size=64))
     assert target.read_bytes() == b"old"
@@ -143,9 +143,9 @@ def test_triplane_mesh_of_the_reconstructor_exports_in_world_units(tmp_path, glt
     """Path (a) end to end: the (untrained, sphere-prior) triplane head's world-frame mesh -> GLB."""
     import torch
 
-    from recon.data.types import Views
+    from recon.core.types import Views
+    from recon.inference import Reconstructor
     from recon.models import ReconModel, preset
-    from recon.reconstructor import Reconstructor
     from renderer import Cameras
 
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recon.data.types import Views
+from recon.core.types import Views
 from recon.export import MeshExportOptions, export_mesh, photo_color_fn
 from recon.export.preview import load_mesh_file, render_mesh
 from renderer import Cameras

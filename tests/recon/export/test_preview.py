@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from recon.errors import ReconError
-from recon.eval.interface import Mesh
+from recon.core.errors import ReconError
+from recon.core.types import Mesh
 from recon.eval.metrics import psnr
 from recon.export import MeshExportOptions, export_mesh
 from recon.export.preview import load_mesh_file, render_mesh, sample_texture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from recon.data.types import Views
+from recon.core.types import Views
 from recon.models.adapter import unproject
 
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from recon.core.errors import ReconError
 from recon.data.procedural.item import make_item
-from recon.errors import ReconError
+from recon.inference import Reconstructor
 from recon.models import ReconModel
-from recon.reconstructor import WEIGHTS_NAME, Reconstructor, sha256_file
+from recon.models.checkpoint import WEIGHTS_NAME, sha256_file
 
 
 def _write(folder: Path, model: ReconModel, state: dict | None = None, sha: str | None = None) -> Path:

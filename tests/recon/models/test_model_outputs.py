@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from recon.core.errors import ReconError
+from recon.core.resize import resize_masks
+from recon.core.types import Views
 from recon.data.procedural.item import make_item, object_for_seed
-from recon.data.types import Views
-from recon.errors import ReconError
+from recon.inference import Reconstructor
 from recon.models import ModelOutput, ReconModel, preset
-from recon.reconstructor import Reconstructor, resize_masks
 from renderer import Cameras
 from tests.recon.models.helpers import gt_pointmap, relative_c2w
 

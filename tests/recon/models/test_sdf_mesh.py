@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from recon.data.types import Views
+from recon.core.resize import model_input_size
+from recon.core.types import Views
+from recon.inference import Reconstructor
 from recon.models import preset
 from recon.models.frame import CanonicalFrame
 from recon.models.heads import TriplaneSdfHead
 from recon.models.sdf_mesh import extract_mesh
-from recon.reconstructor import Reconstructor, model_input_size
 from renderer import Cameras
 
 

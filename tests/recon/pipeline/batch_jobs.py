@@ -3,7 +3,7 @@
 import time
 from pathlib import Path
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 
 
 def fake_job(job_dir: Path, out_tmp: Path, options: dict) -> dict:

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from recon.models import ReconModel, preset
-from recon.reconstructor import WEIGHTS_NAME, sha256_file
+from recon.models.checkpoint import write_checkpoint
 
 
-def write_checkpoint(folder: Path, model: ReconModel) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_NAME))
-    cfg = {"model": model.cfg.to_dict(), "weights": {"file": WEIGHTS_NAME, "sha256": sha256_file(folder / WEIGHTS_NAME)}}
-    (folder / "config.json").write_text(json.dumps(cfg))
-    return folder
+def _write(folder: Path, model: ReconModel) -> Path:
+    return write_checkpoint(folder, model.cfg, model.state_dict())
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", ReconModel(preset("tiny")))
+    return _write(tmp_path_factory.mktemp("ckpt") / "tiny", ReconModel(preset("tiny")))
 
 
 @pytest.fixture(scope="session")
@@ -34,4 +28,4 @@ def opaque_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     cfg = preset("tiny")
     cfg.adapter.opacity_bias = 2.0
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_opaque", ReconModel(cfg))
+    return _write(tmp_path_factory.mktemp("ckpt") / "tiny_opaque", ReconModel(cfg))

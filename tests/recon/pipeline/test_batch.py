@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.pipeline.batch import BATCH_REPORT, REPORT, BatchOptions, run_batch
+from tests.recon.pipeline.batch_jobs import fake_job
 
-JOB_FN = "tests.recon.pipeline.batch_jobs:fake_job"
+JOB_FN = fake_job
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -55,7 +56,8 @@ def test_kill_9_then_resume_completes_every_good_job(tmp_path):
     root = _make_root(tmp_path / "root", values)
     out = tmp_path / "out"
     code = ("import sys; from pathlib import Path; from recon.pipeline.batch import run_batch, BatchOptions; "
-            f"run_batch(Path(sys.argv[1]), Path(sys.argv[2]), BatchOptions(job_fn={JOB_FN!r}, job_options={{'sleep': 0.6}}))")
+            "from tests.recon.pipeline.batch_jobs import fake_job; "
+            "run_batch(Path(sys.argv[1]), Path(sys.argv[2]), BatchOptions(job_fn=fake_job, job_options={'sleep': 0.6}))")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(out)], env=env)
     deadline = time.time() + 60

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from bench.scenes import random_scene
 from recon.cli import main
+from recon.core.errors import ReconError
+from recon.pipeline.reexport import ExportRequest, export_from_run, load_photos
+from renderer.io import write_ply
 from tests.recon.pipeline.test_cli_reconstruct import EXAMPLES
 
 
@@ -57,10 +61,25 @@ def test_export_missing_source(tmp_path, capsys):
 
 def test_export_with_the_input_photos(run_dir, tmp_path):
     """--photos projects the run's input photos (matched to cameras.json by name) onto the mesh."""
-    from recon.pipeline.export_cmd import ExportRequest, export_from_run, load_photos
-
     photos = load_photos(EXAMPLES / "toy_posed", run_dir / "cameras.json")
     assert photos.images.shape == (4, 256, 256, 3) and photos.names == [f"view_0{i}.png" for i in range(4)]
     rep = export_from_run(ExportRequest(source=run_dir, to=tmp_path / "p.glb", faces=800, texture_size=128,
                                         photos=EXAMPLES / "toy_posed"))
     assert rep["colors_from"] == "photos" and (tmp_path / "p.glb").is_file()
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"lods": (2.0,)}, "lods: fractions must be in (0, 1)"),
+    ({"up": (0.0, 0.0, 0.0)}, "up must be a non-zero 3-vector"),
+    ({"scale": 0.0}, "scale must be positive"),
+    ({"photos": "{tmp}/nowhere"}, "no such file or folder (photos)"),
+])
+def test_export_from_run_errors_name_fields_not_flags(tmp_path, fields, message):
+    """``export_from_run`` is a library call: its errors name ``ExportRequest`` fields; the CLI adds flags."""
+    ply = tmp_path / "gaussians.ply"
+    write_ply(ply, random_scene(50))
+    fields = {k: (v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) else v) for k, v in fields.items()}
+    with pytest.raises(ReconError) as info:
+        export_from_run(ExportRequest(source=ply, to=tmp_path / "x.glb", **fields))
+    assert message in str(info.value) and "--" not in str(info.value), info.value
+    assert not list(tmp_path.glob("x*"))

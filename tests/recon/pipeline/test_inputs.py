@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import ExifTags, Image, ImageFile
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.pipeline.inputs import default_intrinsics, load_images, natural_key
 
 H, W = 24, 32

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.pipeline.inputs import LoadedImage
 from recon.pipeline.preprocess import (
     PreparedViews,

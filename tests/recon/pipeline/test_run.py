@@ -10,9 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.io import read_cameras, read_cameras_json
-from recon.pipeline.run import ReconstructOptions, reconstruct
+from recon.pipeline.options import Mode, ReconstructOptions
+from recon.pipeline.run import reconstruct
+from recon.pipeline.write import write_outputs
 from renderer import Gaussians
 from renderer.io.ply import read_ply
 
@@ -27,7 +29,7 @@ def test_posed_lego_keeps_the_world_frame(eval_data, tiny_checkpoint, tmp_path):
     lego = eval_data / "nerf_synthetic_lego"
     res = reconstruct(lego, _opts(tiny_checkpoint, views=LEGO_VIEWS))
     out = tmp_path / "out"
-    files = res.save(out, ("ply", "splat"))
+    files = write_outputs(res, out, ("ply", "splat")).files
     assert {p.name for p in files} == {"gaussians.ply", "gaussians.splat", "cameras.json", "report.json"}
     want = read_cameras(lego, views=LEGO_VIEWS)
     got = read_cameras_json(out / "cameras.json")
@@ -101,7 +103,7 @@ def test_refinement_is_reported(eval_data, tiny_checkpoint):
     assert "refine" in res.report["timings"]
 
 
-@pytest.mark.parametrize("case", ["missing", "empty_folder", "text_png", "bad_mode", "posed_without_cameras"])
+@pytest.mark.parametrize("case", ["missing", "empty_folder", "text_png", "posed_without_cameras"])
 def test_bad_input_is_one_line(case, tiny_checkpoint, tmp_path):
     opts = _opts(tiny_checkpoint)
     if case == "missing":
@@ -112,8 +114,6 @@ def test_bad_input_is_one_line(case, tiny_checkpoint, tmp_path):
     elif case == "text_png":
         (tmp_path / "a.png").write_text("not an image")
         inputs = [tmp_path / "a.png"]
-    elif case == "bad_mode":
-        inputs, opts = [_object_photo(tmp_path / "a.png")], _opts(tiny_checkpoint, mode="sideways")
     else:
         inputs, opts = [_object_photo(tmp_path / "a.png")], _opts(tiny_checkpoint, mode="posed")
     with pytest.raises(ReconError) as e:
@@ -126,7 +126,7 @@ def test_output_folder_that_is_a_file(eval_data, tiny_checkpoint, tmp_path):
     target = tmp_path / "out"
     target.write_text("I am a file")
     with pytest.raises(ReconError, match="not a folder"):
-        res.save(target)
+        write_outputs(res, target)
     assert target.read_text() == "I am a file"
 
 
@@ -177,11 +177,11 @@ def test_package_level_api(tiny_checkpoint, tmp_path):
     import recon
 
     res = recon.reconstruct(recon_examples() / "toy_posed", _opts(tiny_checkpoint))
-    files = res.save(tmp_path / "api", ["ply"])
+    files = write_outputs(res, tmp_path / "api", ["ply"]).files
     assert (tmp_path / "api" / "gaussians.ply") in files and len(res.cameras) == 4
-    # Importing recon loads no torch (nothing heavy at import time).
-    code = "import sys, recon; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    # Importing recon loads none of the heavy optional libraries (they load when a stage needs them).
+    code = "import sys, recon; print(sorted({'gsplat', 'gradio', 'open3d', 'pycolmap', 'ray'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
 def recon_examples():
@@ -198,7 +198,7 @@ def test_mesh_exports_from_the_pipeline(opaque_checkpoint, tmp_path):
     assert res.up_direction() == (0.0, 0.0, 1.0)  # the example's world is z up
     from recon.export import MeshExportOptions
 
-    files = res.save(tmp_path / "m", ["ply", "glb", "obj"], MeshExportOptions(faces=1500, texture_size=128))
+    files = write_outputs(res, tmp_path / "m", ["ply", "glb", "obj"], MeshExportOptions(faces=1500, texture_size=128)).files
     names = {p.name for p in files}
     assert {"mesh.glb", "mesh.obj.zip", "gaussians.ply", "report.json"} <= names
     scene = trimesh.load(tmp_path / "m" / "mesh.glb")
@@ -211,16 +211,16 @@ def test_mesh_exports_from_the_pipeline(opaque_checkpoint, tmp_path):
 def test_mesh_from_the_triplane_sdf_on_request(tiny_checkpoint, tmp_path):
     import dataclasses
 
-    from recon.eval.interface import Mesh
+    from recon.core.types import Mesh
     from recon.export import MeshExportOptions
 
     res = reconstruct(recon_examples() / "toy_posed", dataclasses.replace(_opts(tiny_checkpoint), mesh_from="sdf"))
     assert res.report["mesh_from"] == "sdf" and isinstance(res.mesh_source(), Mesh)
-    res.save(tmp_path / "s", ["glb"], MeshExportOptions(faces=800, texture_size=128))
+    write_outputs(res, tmp_path / "s", ["glb"], MeshExportOptions(faces=800, texture_size=128))
     rep = json.loads((tmp_path / "s" / "report.json").read_text())
     assert rep["meshes"]["glb"]["faces"] <= 800 * 1.05 and "mesh" in rep["timings"]
-    with pytest.raises(ReconError, match="--mesh-from"):
-        reconstruct(recon_examples() / "toy_posed", dataclasses.replace(_opts(tiny_checkpoint), mesh_from="voxels"))
+    with pytest.raises(ReconError, match="mesh_from must be one of gaussians, sdf"):
+        dataclasses.replace(_opts(tiny_checkpoint), mesh_from="voxels")
 
 
 def test_mesh_texture_from_the_input_photos_for_posed_input(opaque_checkpoint, eval_data, tmp_path):
@@ -233,7 +233,7 @@ def test_mesh_texture_from_the_input_photos_for_posed_input(opaque_checkpoint, e
     res = reconstruct(recon_examples() / "toy_posed", _opts(opaque_checkpoint))
     assert res.report["texture_from"] == "photos" and res.photos is not None
     assert res.photos.images.shape == (4, 256, 256, 3) and res.photos.masks is None  # RGB files: no alpha
-    res.save(tmp_path / "p", ["glb"], MeshExportOptions(faces=800, texture_size=128))
+    write_outputs(res, tmp_path / "p", ["glb"], MeshExportOptions(faces=800, texture_size=128))
     assert json.loads((tmp_path / "p" / "report.json").read_text())["meshes"]["glb"]["colors_from"] == "photos"
 
     lego = reconstruct(eval_data / "nerf_synthetic_lego", _opts(opaque_checkpoint, views=LEGO_VIEWS[:2]))
@@ -242,10 +242,10 @@ def test_mesh_texture_from_the_input_photos_for_posed_input(opaque_checkpoint, e
 
     model = reconstruct(recon_examples() / "toy_posed", _opts(opaque_checkpoint, texture_from="model"))
     assert model.report["texture_from"] == "model" and model.photos is None
-    model.save(tmp_path / "m", ["glb"], MeshExportOptions(faces=800, texture_size=128))
+    write_outputs(model, tmp_path / "m", ["glb"], MeshExportOptions(faces=800, texture_size=128))
     assert json.loads((tmp_path / "m" / "report.json").read_text())["meshes"]["glb"]["colors_from"] == "source"
-    with pytest.raises(ReconError, match="--texture-from"):
-        reconstruct(recon_examples() / "toy_posed", dataclasses.replace(_opts(opaque_checkpoint), texture_from="paint"))
+    with pytest.raises(ReconError, match="texture_from must be one of auto, photos, model"):
+        dataclasses.replace(_opts(opaque_checkpoint), texture_from="paint")
 
 
 def test_alpha_masks_carve_posed_input_unless_masks_are_off(eval_data, tiny_checkpoint):
@@ -257,3 +257,17 @@ def test_alpha_masks_carve_posed_input_unless_masks_are_off(eval_data, tiny_chec
     assert carved.report["carved"] > 0 and plain.report["carved"] == 0
     assert len(plain.gaussians) == len(carved.gaussians) + carved.report["carved"]
     assert plain.photos.masks is None and carved.photos.masks is not None
+
+
+def test_options_take_strings_and_refuse_bad_values_in_one_line():
+    """Options from a command line or a JSON job: strings become the enums, a bad value is one line
+    that names the option (not a flag), unknown keys are named."""
+    opts = ReconstructOptions.parse({"mode": "unposed", "views": [0, "b.png"], "cameras": "cams.json"})
+    assert opts.mode is Mode.UNPOSED and opts.views == (0, "b.png") and opts.cameras.name == "cams.json"
+    for bad, match in (({"mode": "sideways"}, "mode must be one of auto, posed, unposed, single, got 'sideways'"),
+                       ({"refine_steps": -1}, "refine_steps must be a whole number >= 0"),
+                       ({"foreground_ratio": 0.0}, "foreground_ratio must be in"),
+                       ({"colour": "red"}, "unknown reconstruction option")):
+        with pytest.raises(ReconError, match=match) as e:
+            ReconstructOptions.parse(bad)
+        assert "\n" not in str(e.value) and "--" not in str(e.value)

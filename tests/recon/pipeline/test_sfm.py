@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
+from recon.core.geometry import camera_errors
 from recon.io import read_cameras, read_nerf
 from recon.io.images import load_image, resize_image
-from recon.models.pointmap import camera_errors
 from recon.pipeline.sfm import (
     SfmOptions,
     SfmResult,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from recon.data.types import Item
+from recon.core.types import Item
+from recon.data.procedural.item import make_item
 
 
 def config_dict(out_dir: str | Path, **overrides) -> dict:
@@ -49,8 +50,6 @@ def write_config(path: Path, d: dict) -> Path:
 @functools.cache
 def object_item(seed: int, n_inputs: int = 3, n_targets: int = 2, size: int = 32, sdf_samples: int = 64) -> Item:
     """The procedural object of ``seed`` (rendered once per process)."""
-    from recon.data.procedural.item import make_item
-
     return make_item(seed, n_inputs, n_targets, size, sdf_samples=sdf_samples)
 
 

@@ -15,6 +15,8 @@ import pytest
 import torch
 
 from recon.cli import main
+from recon.inference import Reconstructor
+from recon.models import preset
 from recon.train.state_io import latest_step, load_state
 from tests.recon.train.common import config_dict, write_config
 
@@ -74,9 +76,6 @@ def test_train_resumes_by_default_and_no_resume_refuses_state(tmp_path, capsys):
 
 
 def test_init_from_starts_a_fresh_run_from_a_checkpoint_folder(tmp_path, capsys):
-    from recon.models import preset
-    from recon.reconstructor import Reconstructor
-
     def weights(run):
         return Reconstructor.from_pretrained(tmp_path / run / "export").model.state_dict()
 

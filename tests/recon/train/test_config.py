@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from pathlib import Path
 
 import pytest
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.train.config import DataConfig, TrainConfig, cosine_lr, step_plan
 from recon.train.losses import LossWeights
 from tests.recon.train.common import config_dict
@@ -96,10 +97,6 @@ def test_step_plan_is_deterministic_and_splits_items_across_ranks():
 
 def test_every_shipped_config_loads():
     """Every JSON in configs/ is a valid training config (a typo would only show on a GPU lease)."""
-    from pathlib import Path
-
-    from recon.train.config import TrainConfig
-
     paths = sorted((Path(__file__).resolve().parents[3] / "configs").glob("*.json"))
     assert len(paths) >= 4
     for p in paths:

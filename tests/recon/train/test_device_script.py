@@ -3,12 +3,13 @@ parts is put together again and checked (sha256 and keys) before anything uses i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from recon.reconstructor import Reconstructor
+from recon.inference import Reconstructor
 from recon.train.config import TrainConfig
 from recon.train.trainer import Trainer
 from tests.recon.train.common import config_dict
@@ -52,8 +53,6 @@ def test_rehearsal_runs_the_device_call_on_the_cpu_and_its_files_collect(tmp_pat
     training run, the split export under $OUT): what comes back reassembles into a loadable
     checkpoint. This is the check that the one call a short GPU lease allows will not die of a
     script error."""
-    import json
-
     cfg = tmp_path / "rehearse.json"
     cfg.write_text(json.dumps(config_dict(tmp_path / "run", steps=3, render_backend="torch")))
     out = tmp_path / "OUT"

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from recon.errors import ReconError
+from recon.core.errors import ReconError
 from recon.train.state_io import (
     latest_step,
     load_optimizer,

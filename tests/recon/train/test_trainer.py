@@ -10,9 +10,12 @@ import signal
 import pytest
 import torch
 
-from recon.data.types import Item
-from recon.errors import ReconError
-from recon.reconstructor import Reconstructor
+from recon.core.errors import ReconError
+from recon.core.types import Item
+from recon.data.cache import CacheSpec, write_cache
+from recon.inference import Reconstructor
+from recon.models import preset
+from recon.train import batch as batch_mod
 from recon.train.config import TrainConfig, step_plan
 from recon.train.state_io import latest_step, load_state
 from recon.train.trainer import Trainer
@@ -134,8 +137,6 @@ def test_sigterm_during_fit_saves_a_loadable_state(tmp_path):
 
 
 def test_data_length_limits_procedural_and_cached_datasets(tmp_path):
-    from recon.data.cache import CacheSpec, write_cache
-
     cfg = TrainConfig.from_dict(config_dict(tmp_path / "a", data={"cache": None, "length": 3}))
     assert len(Trainer(cfg, device="cpu").dataset) == 3
     write_cache(tmp_path / "cache", 0, 2, CacheSpec(views=4, size=16, scene_every=0, sdf_samples=16, shard_size=2))
@@ -153,8 +154,6 @@ def test_data_length_limits_procedural_and_cached_datasets(tmp_path):
 def test_render_backend_reaches_the_photometric_renderer(tmp_path, monkeypatch):
     """``render_backend`` is what the photometric loss renders with (a GPU lease trains with the
     pure-torch path to skip gsplat's CUDA build); on CPU "torch" and "auto" take identical steps."""
-    import recon.train.batch as batch_mod
-
     seen = []
     real = batch_mod.render
 
@@ -180,8 +179,6 @@ def test_output_scale_trains_at_the_input_size(tmp_path):
     """A model with ``output_scale = 2`` trains on 64 px items (backbone at 32 px): posed and unposed
     steps run, the depth loss compares the 64 px Gaussians with the 64 px depth, the full-resolution
     stage gets gradients, and a ``data.size`` the model cannot take is refused up front."""
-    from recon.models import preset
-
     model = preset("tiny").to_dict() | {"output_scale": 2}
     items = [object_item(6, n_inputs=2, size=64, sdf_samples=0)]
     cfg = TrainConfig.from_dict(config_dict(

@@ -1,4 +1,4 @@
-"""Cameras from pointmaps (the unposed path), and similarity alignment for pose metrics.
+"""Cameras from pointmaps (the unposed path).
 
 A pointmap gives, for every pixel of every view, a 3D point in the first camera's frame (OpenCV
 axes: x right, y down, z forward) at some unknown but shared scale. Cameras follow from it:
@@ -224,69 +224,3 @@ def cameras_from_pointmaps(
     dt = points.dtype if points.dtype.is_floating_point else torch.float32
     return PointmapCameras(c2w.to(dt), K.to(dt), width, height, reproj.float(), inlier_ratio.float(), num_points,
                            solved)
-
-
-def align_similarity(src: Tensor, dst: Tensor, weights: Tensor | None = None) -> tuple[float, Tensor, Tensor]:
-    """Umeyama's least-squares similarity ``dst ≈ scale * R @ src + t`` for ``src, dst [N, 3]``.
-
-    Returns ``(scale, R [3, 3] proper rotation, t [3])`` in ``dst``'s dtype. Needs N >= 3 points
-    not on one line for a unique rotation (fewer give a valid but arbitrary one about the line).
-    """
-    s64, d64 = src.double(), dst.double()
-    w = torch.ones(len(s64), dtype=torch.float64) if weights is None else weights.double()
-    w = w / w.sum()
-    mu_s, mu_d = (w[:, None] * s64).sum(0), (w[:, None] * d64).sum(0)
-    xs, xd = s64 - mu_s, d64 - mu_d
-    cov = (w[:, None, None] * xd[:, :, None] * xs[:, None, :]).sum(0)  # [3, 3] = E[d s^T]
-    U, S, Vh = torch.linalg.svd(cov)
-    D = torch.eye(3, dtype=torch.float64)
-    if torch.linalg.det(U) * torch.linalg.det(Vh) < 0:
-        D[2, 2] = -1
-    R = U @ D @ Vh
-    var_s = (w * (xs * xs).sum(-1)).sum()
-    scale = float((S * D.diagonal()).sum() / var_s) if var_s > 0 else 1.0
-    t = mu_d - scale * R @ mu_s
-    return scale, R.to(dst.dtype), t.to(dst.dtype)
-
-
-def _rotation_mean(Rs: Tensor) -> Tensor:
-    """Chordal L2 mean of rotations ``[N, 3, 3]`` (projection of their sum onto SO(3))."""
-    U, _, Vh = torch.linalg.svd(Rs.sum(0))
-    D = torch.eye(3, dtype=Rs.dtype)
-    if torch.linalg.det(U @ Vh) < 0:
-        D[2, 2] = -1
-    return U @ D @ Vh
-
-
-def camera_errors(pred_c2w: Tensor, gt_c2w: Tensor) -> tuple[Tensor, Tensor]:
-    """Pose errors of predicted cameras after the best similarity from the predicted world to the GT world.
-
-    ``pred_c2w, gt_c2w [V, 4, 4]`` (OpenCV). The similarity is Umeyama's fit of the predicted camera
-    centres onto the GT ones; when the GT centres are (near) collinear (e.g. V = 2) the rotation is
-    taken instead from the cameras' orientations (chordal mean of ``R_gt R_pred^T``) and scale and
-    translation from the centres given it.
-
-    Returns ``rot_deg [V]``: angle of ``(R_align R_pred)^T R_gt`` in degrees, and ``trans_err [V]``:
-    distance between the aligned and GT centres divided by the GT rig scale (mean distance of the
-    GT centres from their centroid; 1 for a single camera).
-    """
-    P, G = pred_c2w.double(), gt_c2w.double()
-    cp, cg = P[:, :3, 3], G[:, :3, 3]
-    xg = cg - cg.mean(0)
-    rig = float(xg.norm(dim=-1).mean()) if len(cg) > 1 else 1.0
-    sv = torch.linalg.svdvals(xg) if len(cg) > 1 else torch.zeros(3, dtype=torch.float64)
-    if len(cg) >= 3 and sv[1] > 1e-3 * max(float(sv[0]), 1e-12):
-        s, R, t = align_similarity(cp, cg)
-    else:
-        R = _rotation_mean(G[:, :3, :3] @ P[:, :3, :3].transpose(1, 2))
-        xp = (cp - cp.mean(0)) @ R.T
-        denom = float((xp * xp).sum())
-        s = float((xp * xg).sum() / denom) if denom > 1e-18 else 1.0
-        t = cg.mean(0) - s * R @ cp.mean(0)
-    aligned = s * cp @ R.T + t
-    trans_err = (aligned - cg).norm(dim=-1) / max(rig, 1e-12)
-    Rrel = (R @ P[:, :3, :3]).transpose(1, 2) @ G[:, :3, :3]
-    cos = (Rrel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
-    sin = torch.stack([Rrel[:, 2, 1] - Rrel[:, 1, 2], Rrel[:, 0, 2] - Rrel[:, 2, 0], Rrel[:, 1, 0] - Rrel[:, 0, 1]],
-                      -1).norm(dim=-1) / 2
-    return torch.rad2deg(torch.atan2(sin, cos)).float(), trans_err.float()

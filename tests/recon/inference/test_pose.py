@@ -8,13 +8,9 @@ import pytest
 import torch
 from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
+from recon.core.geometry import align_similarity, camera_errors
 from recon.data.procedural.item import make_item
-from recon.models.pointmap import (
-    align_similarity,
-    camera_errors,
-    cameras_from_pointmaps,
-    focal_from_own_points,
-)
+from recon.inference.pose import cameras_from_pointmaps, focal_from_own_points
 from tests.recon.models.helpers import gt_pointmap, relative_c2w
 
 SIZE = 64

@@ -1,4 +1,7 @@
-"""Typed containers shared by the data engine, the trainer, the protocols and the baselines.
+"""The shared vocabulary of recon: views, training items, meshes, reconstructions and the method interface.
+
+Every layer above speaks these types: the data engine, the model's inference, the pipeline, the
+exporters, the baselines, the protocols and the trainer.
 
 Images are float32 in [0, 1], channels last, in the pixels of ``cameras`` (OpenCV, c2w world).
 ``depth_z`` is camera z-depth in world units (0 where nothing was hit); ``mask`` is 1 on the object.
@@ -7,11 +10,12 @@ Images are float32 in [0, 1], channels last, in the pixels of ``cameras`` (OpenC
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from renderer import Cameras
+from renderer import Cameras, Gaussians
 
 
 @dataclass
@@ -90,3 +94,29 @@ class Item:
 
 def empty_like_views(views: Views) -> Views:
     return Views(torch.zeros_like(views.images), views.cameras)
+
+@dataclass
+class Mesh:
+    """Triangle mesh in the world frame: vertices [V, 3] world units, faces [F, 3] int64, optional colours [V, 3]."""
+
+    vertices: Tensor
+    faces: Tensor
+    vertex_colors: Tensor | None = None
+
+
+@dataclass
+class Reconstruction:
+    """What a method returns: Gaussians in the input world frame, optionally a mesh, and timings."""
+
+    gaussians: Gaussians
+    mesh: Mesh | None = None
+    seconds: float = 0.0  # wall time of the reconstruction itself, measured by the method
+    info: dict = field(default_factory=dict)
+
+
+class Method(Protocol):
+    """A reconstruction method. ``name`` labels results; ``reconstruct`` must not look at targets."""
+
+    name: str
+
+    def reconstruct(self, inputs: Views) -> Reconstruction: ...

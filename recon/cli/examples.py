@@ -1,8 +1,10 @@
-"""The example scene: a procedural Gaussian toy (torus, sphere and a checkered disc) and an
-8-view orbit rig, written as ``DIR/{gaussians.ply, cameras.json}``.
+"""``recon examples [--out DIR] [--photos]``: write the example inputs the project makes itself.
 
-Generated from a fixed seed in a second rather than shipped as a multi-megabyte binary:
-``python -m recon.examples --out DIR``.
+- The example scene: a procedural Gaussian toy (torus, sphere and a checkered disc) and an 8-view
+  orbit rig, written as ``DIR/{gaussians.ply, cameras.json}``; generated from a fixed seed in a
+  second rather than shipped as a multi-megabyte binary.
+- ``--photos``: the example photo sets of ``assets/examples`` (procedural objects rendered by our own
+  data engine, so licence-clean): ``recon examples --photos --out assets/examples``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from pathlib import Path
 
 import torch
 
+from recon.cli.spec import EXIT_OK, Command
+from recon.data.procedural.item import make_item
 from recon.io import write_cameras_json
+from recon.io.images import write_png
 from renderer import Cameras, Gaussians
 from renderer.io import write_ply
 from renderer.sh import SH_C0
@@ -78,7 +83,7 @@ def write_example(out: Path) -> None:
     cams = Cameras.orbit(8, radius=2.6, elevation_deg=30, center=(0.0, 0.0, 0.2), up=(0, 0, 1), fov_deg=45,
                          width=384, height=288)
     write_cameras_json(out / "cameras.json", cams, files=[f"view_{i:02d}.png" for i in range(8)],
-                       extra={"note": "orbit rig, z up, world units = metres, made by recon.examples"})
+                       extra={"note": "orbit rig, z up, world units = metres, made by recon examples"})
 
 
 # Example photo sets in assets/examples (licence-clean: rendered by our own data engine).
@@ -92,9 +97,6 @@ PHOTO_SETS = {  # name: (seed, views, with cameras.json)
 def write_photo_sets(out: Path, size: int = 256) -> list[Path]:
     """Render the example photo sets (procedural objects, white background) into ``out/<name>/``:
     ``view_XX.png`` and, for posed sets, ``cameras.json``. Deterministic: the same files every time."""
-    from recon.data.procedural.item import make_item
-    from recon.io.images import write_png
-
     written = []
     for name, (seed, views, posed) in PHOTO_SETS.items():
         folder = out / name
@@ -105,21 +107,32 @@ def write_photo_sets(out: Path, size: int = 256) -> list[Path]:
             write_png(folder / f, img)
         if posed:
             write_cameras_json(folder / "cameras.json", item.inputs.cameras, files=files,
-                               extra={"note": f"procedural object seed {seed}, z up, made by recon.examples"})
+                               extra={"note": f"procedural object seed {seed}, z up, made by recon examples"})
         written.append(folder)
     return written
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Write the example splat and cameras, or the example photo sets.")
-    p.add_argument("--out", type=Path, default=Path("out/example"))
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("out/example"), help="output folder (default: out/example)")
     p.add_argument("--photos", action="store_true", help="write the example photo sets (assets/examples) instead")
-    a = p.parse_args(argv)
-    if a.photos:
-        write_photo_sets(a.out)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.photos:
+        folders = write_photo_sets(args.out)
+        print(f"wrote {len(folders)} photo sets into {args.out}: {', '.join(f.name for f in folders)}")
     else:
-        write_example(a.out)
+        write_example(args.out)
+        print(f"wrote the example scene into {args.out}: gaussians.ply, cameras.json")
+    return EXIT_OK
 
 
-if __name__ == "__main__":
-    main()
+EXAMPLES = Command(
+    name="examples",
+    help="write the example scene (Gaussians + cameras) or the example photo sets",
+    description="Write the example inputs the project makes itself, from fixed seeds: the example Gaussian scene "
+    "and its 8-view orbit cameras (DIR/gaussians.ply, DIR/cameras.json), or with --photos the example photo sets "
+    "of assets/examples (DIR/<set>/view_XX.png and, for posed sets, cameras.json).",
+    add_arguments=add_arguments,
+    run=run,
+)

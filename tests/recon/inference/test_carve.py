@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from recon.core.errors import ReconError
+from recon.core.resize import resize_masks
 from recon.data.procedural.item import make_item
-from recon.errors import ReconError
+from recon.inference import Reconstructor
+from recon.inference.carve import outside_mask_votes
 from recon.models.adapter import pixel_rays
-from recon.models.carve import outside_mask_votes
-from recon.reconstructor import Reconstructor, resize_masks
 from renderer import Cameras
 
 RADIUS = 0.5

@@ -1,0 +1,75 @@
+"""``recon reconstruct INPUT... --out DIR``: photos to Gaussians (and meshes), through the same stages
+as the Python API: ``recon.pipeline.run.reconstruct`` then ``recon.pipeline.write.write_outputs``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from recon.cli.args import MODES, TEXTURE_SIZES, add_device, at_least_zero, parse_formats, parse_views, positive_int
+from recon.cli.spec import EXIT_OK, Command
+from recon.core.errors import ReconError
+from recon.export import MeshExportOptions
+from recon.pipeline.options import MaskSource, MeshFrom, ReconstructOptions, TextureFrom
+from recon.pipeline.run import reconstruct
+from recon.pipeline.write import write_outputs
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="images, a folder of images, or a dataset folder")
+    p.add_argument("--cameras", type=Path, default=None, help="camera file or dataset folder for the images (posed)")
+    p.add_argument("--mode", default="auto", choices=MODES)
+    p.add_argument("--views", default=None, help="input views to use: indices, ranges (0-7) or image names")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--export", default="ply", help="comma-separated formats: ply (always written), splat, glb, obj")
+    p.add_argument("--faces", type=positive_int, default=20000, help="mesh face budget (glb/obj)")
+    p.add_argument("--texture-size", type=int, default=1024, choices=TEXTURE_SIZES,
+                   help="mesh texture edge in texels (glb/obj)")
+    p.add_argument("--mesh-from", default="gaussians", choices=[m.value for m in MeshFrom],
+                   help="surface for glb/obj: the Gaussians (default) or the triplane SDF (posed/single input)")
+    p.add_argument("--texture-from", default="auto", choices=[t.value for t in TextureFrom],
+                   help="mesh texture colours: auto (the input photos for posed input, else the model's), photos, model")
+    p.add_argument("--refine-steps", type=int, default=0, help="photometric refinement steps on the inputs (default 0)")
+    add_device(p)
+    p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
+    p.add_argument("--mask", default="auto", choices=[m.value for m in MaskSource],
+                   help="single-image mode: the mask that crops the object (auto: alpha channel, else GrabCut); "
+                        "several images: alpha channels are masks (silhouette carving, pose, textures) unless 'none'")
+    p.add_argument("--foreground-ratio", type=float, default=0.85, help="object fill of the crop (single-image mode)")
+
+
+def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
+    """The library's options from the parsed flags; a bad value is reported with its flag."""
+    if not 0 < args.foreground_ratio <= 1:
+        raise ReconError(f"--foreground-ratio must be in (0, 1], got {args.foreground_ratio}")
+    return ReconstructOptions(cameras=args.cameras, mode=args.mode, views=parse_views(args.views),
+                              refine_steps=at_least_zero(args.refine_steps, "--refine-steps"), device=args.device,
+                              checkpoint=args.checkpoint, mask=args.mask, foreground_ratio=args.foreground_ratio,
+                              mesh_from=args.mesh_from, texture_from=args.texture_from)
+
+
+def run(args: argparse.Namespace) -> int:
+    formats = parse_formats(args.export)
+    if args.out.exists() and not args.out.is_dir():  # refused before the model loads
+        raise ReconError(f"{args.out}: output path exists and is not a folder")
+    result = reconstruct(args.inputs, options_from_args(args))
+    write_outputs(result, args.out, formats, MeshExportOptions(faces=args.faces, texture_size=args.texture_size))
+    r = result.report
+    views = f"{r['views']} view" + ("s" if r["views"] != 1 else "")
+    print(f"{r['gaussians']} Gaussians from {views} ({r['mode']}, cameras: {r['pose_method']}) "
+          f"in {r['timings']['total_before_export']:.2f} s -> {args.out}")
+    for w in r["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    return EXIT_OK
+
+
+RECONSTRUCT = Command(
+    name="reconstruct",
+    help="photos (posed, unposed or one) to 3D Gaussians: gaussians.ply, cameras.json, report.json",
+    description="Reconstruct INPUT (image files, a folder of images, or a dataset folder with cameras) into DIR: "
+    "gaussians.ply, cameras.json (OpenCV, the input's world frame when posed), the requested exports and "
+    "report.json (mode, pose method, timings, warnings).",
+    add_arguments=add_arguments,
+    run=run,
+)
