@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,8 +73,13 @@ def _safe_name(original: str, index: int, suffix: str, taken: set[str]) -> str:
 def _check_image_header(path: Path, shown: str, limits: UploadLimits) -> None:
     """Refuse files whose header is not an image we read, or that has too many pixels."""
     try:
-        with Image.open(path, formats=("JPEG", "PNG", "WEBP", "TIFF")) as im:
-            w, h = im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit follows
+            with Image.open(path, formats=("JPEG", "PNG", "WEBP", "TIFF")) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:
+        raise UploadError(f"{shown}: the image is too large (far over the limit of {limits.max_pixels / 1e6:g} MP); "
+                          "downscale it first") from None
     except Exception:  # noqa: BLE001 (any decoder complaint means: not an image we accept)
         raise UploadError(f"{shown}: not a JPEG, PNG, WebP or TIFF image (or the file is corrupt)") from None
     if w * h > limits.max_pixels:
@@ -84,10 +91,20 @@ def stage_uploads(files, camera_file, folder: Path, limits: UploadLimits) -> Sta
     """Check the uploads and copy them into ``folder`` (created, emptied first).
 
     ``files``: paths (or Gradio file objects) of images and/or zips of images; ``camera_file``: one
-    camera file or None. Raises ``UploadError`` with a one-line reason naming the upload."""
+    camera file or None. Raises ``UploadError`` with a one-line reason naming the upload (its base
+    name, never a server path); a refused upload leaves ``folder`` empty."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    try:
+        return _stage(files, camera_file, folder, limits)
+    except UploadError:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        raise
+
+
+def _stage(files, camera_file, folder: Path, limits: UploadLimits) -> StagedInputs:
     staged = StagedInputs(folder)
     items = [_upload_path(f) for f in (files or [])]
     if not items:
@@ -116,8 +133,11 @@ def stage_uploads(files, camera_file, folder: Path, limits: UploadLimits) -> Sta
             size = info.file_size
             if size > limits.max_file_bytes:
                 raise UploadError(f"{shown}: {size / 2**20:.1f} MB, over the limit of {limits.max_file_bytes / 2**20:g} MB")
-            with zf.open(info) as fin, dest.open("wb") as fout:
-                shutil.copyfileobj(fin, fout)
+            try:
+                with zf.open(info) as fin, dest.open("wb") as fout:
+                    shutil.copyfileobj(fin, fout)
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError):
+                raise UploadError(f"{shown}: cannot be read from its zip archive (corrupt or unsupported)") from None
         else:
             size = src.stat().st_size
             if size > limits.max_file_bytes:

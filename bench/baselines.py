@@ -23,7 +23,7 @@ from recon.eval.command import EvalRequest, run_eval
 RESULTS = Path("bench/results/baselines")
 TABLE = Path("docs/baselines.md")
 METHODS = ("mean-color", "plane-sweep", "optimize-30s", "optimize-120s")
-REAL = ("lego-sparse-4", "lego-sparse-8", "fox-sparse")
+REAL = ("lego-sparse-4", "lego-sparse-8", "fox-sparse", "dtu-3", "dtu-6", "llff-3")
 SYNTHETIC = ("synthetic-val", "synthetic-val-scenes")
 
 

@@ -27,6 +27,9 @@ RUNS = (
     ("lego-sparse-4", "recon"),
     ("lego-sparse-8", "recon"),
     ("fox-sparse", "recon"),
+    ("dtu-3", "recon"),
+    ("dtu-6", "recon"),
+    ("llff-3", "recon"),
 )
 SYNTHETIC = ("synthetic-val", "synthetic-val-scenes")
 
@@ -75,7 +78,7 @@ def _budget_note(result: dict) -> str:
 def table() -> str:
     fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
     lines = ["| protocol | method | items | PSNR | SSIM | s / item (method) | other |", "|---|---|---|---|---|---|---|"]
-    for protocol in ("synthetic-val", "synthetic-val-scenes", "lego-sparse-4", "lego-sparse-8", "fox-sparse"):
+    for protocol in dict.fromkeys(protocol for protocol, _ in RUNS):
         base = {m: _load(BASELINES / f"{protocol}__{m}.json") for m in ("plane-sweep", "optimize-30s", "optimize-120s")}
         n_base = min((b["means"]["items"] for b in base.values() if b), default=None)
         for method in ("recon", "recon-unposed"):
@@ -84,6 +87,8 @@ def table() -> str:
                 continue
             m = r["means"]
             other = []
+            if m.get("psnr_fg") is not None:
+                other.append(f"PSNR inside the target masks {m['psnr_fg']:.2f}")
             mesh_s = [it["info"].get("seconds_mesh") for it in r["items"] if it["info"].get("seconds_mesh")]
             if mesh_s:
                 other.append(f"SDF mesh extraction {sum(mesh_s) / len(mesh_s):.2f} s / item")

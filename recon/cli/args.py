@@ -5,9 +5,13 @@ its flag (the library below the CLI never names flags)."""
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+from pathlib import Path
 
 from recon.core.errors import ReconError
 from recon.pipeline.options import FORMATS, Mode
+from renderer.io.atomic import check_output_dir
 
 DEVICES = ("auto", "cpu", "cuda")
 MODES = tuple(m.value for m in Mode)
@@ -58,11 +62,14 @@ def parse_color(text: str, flag: str = "--background") -> tuple[float, float, fl
 
 
 def parse_floats(text: str, flag: str, count: int | None = None) -> tuple[float, ...]:
-    """``"0.25,0.06"`` -> (0.25, 0.06); ``count``: the exact number of values wanted."""
+    """``"0.25,0.06"`` -> (0.25, 0.06); ``count``: the exact number of values wanted. NaN and infinities
+    are refused."""
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise ReconError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ReconError(f"{flag}: expected finite numbers, got {text!r}")
     if count is not None and len(values) != count:
         raise ReconError(f"{flag}: expected {count} numbers, got {text!r}")
     return values
@@ -94,9 +101,28 @@ def positive_float(text: str) -> float:
         x = float(text)
     except ValueError:
         x = 0.0
-    if not x > 0 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return x
+
+
+def number_in(lo: float, hi: float, *, lo_open: bool = True, hi_open: bool = False) -> Callable[[str], float]:
+    """argparse ``type``: a finite number in the interval from ``lo`` to ``hi`` (open or closed ends);
+    ``number_in(0, 1)`` takes (0, 1]. NaN and infinities are refused with the interval named."""
+    shown = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            x = math.nan
+        inside = (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
+        if not (math.isfinite(x) and inside):
+            raise argparse.ArgumentTypeError(f"expected a number in {shown}, got {text!r}")
+        return x
+
+    parse.__name__ = f"number in {shown}"
+    return parse
 
 
 def at_least_zero(value: int, flag: str) -> int:
@@ -104,6 +130,15 @@ def at_least_zero(value: int, flag: str) -> int:
     if value < 0:
         raise ReconError(f"{flag} must be >= 0, got {value}")
     return value
+
+
+def check_out_flag(path: Path, flag: str = "--out") -> None:
+    """``renderer.io.atomic.check_output_dir`` with the flag named: an output folder that cannot be
+    created or written is refused before any work."""
+    try:
+        check_output_dir(path)
+    except ReconError as e:
+        raise ReconError(f"{flag} {e}") from None
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ from recon.cli.render import RENDER
 from recon.cli.spec import EXIT_BAD_INPUT, EXIT_INTERNAL, Command
 from recon.cli.train import TRAIN
 from recon.core.errors import ReconError
+from recon.core.text import utf8_text
 
 # recon's own commands, in the order ``recon --help`` lists them. The web app's command lives in the
 # app package (``app.cli``), which passes it to ``main`` as an extra command: recon never imports app.
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None, extra: Sequence[Command] = ()) -> in
             return EXIT_BAD_INPUT
         return commands[args.command].run(args)
     except ReconError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(utf8_text(f"error: {e}"), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

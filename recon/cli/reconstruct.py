@@ -7,9 +7,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from recon.cli.args import MODES, TEXTURE_SIZES, add_device, at_least_zero, parse_formats, parse_views, positive_int
+from recon.cli.args import (
+    MODES,
+    TEXTURE_SIZES,
+    add_device,
+    at_least_zero,
+    check_out_flag,
+    number_in,
+    parse_formats,
+    parse_views,
+    positive_int,
+)
 from recon.cli.spec import EXIT_OK, Command
-from recon.core.errors import ReconError
+from recon.core.text import utf8_text
 from recon.export import MeshExportOptions
 from recon.pipeline.options import MaskSource, MeshFrom, ReconstructOptions, TextureFrom
 from recon.pipeline.run import reconstruct
@@ -36,13 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask", default="auto", choices=[m.value for m in MaskSource],
                    help="single-image mode: the mask that crops the object (auto: alpha channel, else GrabCut); "
                         "several images: alpha channels are masks (silhouette carving, pose, textures) unless 'none'")
-    p.add_argument("--foreground-ratio", type=float, default=0.85, help="object fill of the crop (single-image mode)")
+    p.add_argument("--foreground-ratio", type=number_in(0, 1), default=0.85,
+                   help="object fill of the crop, in (0, 1] (single-image mode)")
 
 
 def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
     """The library's options from the parsed flags; a bad value is reported with its flag."""
-    if not 0 < args.foreground_ratio <= 1:
-        raise ReconError(f"--foreground-ratio must be in (0, 1], got {args.foreground_ratio}")
     return ReconstructOptions(cameras=args.cameras, mode=args.mode, views=parse_views(args.views),
                               refine_steps=at_least_zero(args.refine_steps, "--refine-steps"), device=args.device,
                               checkpoint=args.checkpoint, mask=args.mask, foreground_ratio=args.foreground_ratio,
@@ -51,16 +60,16 @@ def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
 
 def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.export)
-    if args.out.exists() and not args.out.is_dir():  # refused before the model loads
-        raise ReconError(f"{args.out}: output path exists and is not a folder")
+    check_out_flag(args.out)  # an unusable --out is refused before the model loads
     result = reconstruct(args.inputs, options_from_args(args))
-    write_outputs(result, args.out, formats, MeshExportOptions(faces=args.faces, texture_size=args.texture_size))
-    r = result.report
+    written = write_outputs(result, args.out, formats,
+                            MeshExportOptions(faces=args.faces, texture_size=args.texture_size))
+    r = written.report
     views = f"{r['views']} view" + ("s" if r["views"] != 1 else "")
-    print(f"{r['gaussians']} Gaussians from {views} ({r['mode']}, cameras: {r['pose_method']}) "
-          f"in {r['timings']['total_before_export']:.2f} s -> {args.out}")
+    print(utf8_text(f"{r['gaussians']} Gaussians from {views} ({r['mode']}, cameras: {r['pose_method']}) "
+                    f"in {r['timings']['total']:.2f} s -> {args.out}"))
     for w in r["warnings"]:
-        print(f"warning: {w}", file=sys.stderr)
+        print(utf8_text(f"warning: {w}"), file=sys.stderr)
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 from rich.progress import track
 
-from recon.cli.args import add_device, parse_color, parse_views
+from recon.cli.args import add_device, check_out_flag, number_in, parse_color, parse_views
 from recon.cli.spec import EXIT_OK, Command
 from recon.core.device import resolve_device
 from recon.core.errors import ReconError
@@ -21,7 +22,7 @@ from recon.io import read_cameras
 from recon.io.images import write_npy, write_png
 from renderer import render
 from renderer.io import read_gaussians
-from renderer.io.atomic import atomic_output
+from renderer.io.atomic import atomic_output, make_output_dir
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cameras", type=Path, required=True, help="camera file or dataset folder")
     p.add_argument("--views", help="views to render: indices, ranges (0-7) or image names, comma separated")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    p.add_argument("--scale", type=float, default=1.0, help="render at this fraction of the camera resolution")
+    p.add_argument("--scale", type=number_in(0, 4), default=1.0,
+                   help="render at this fraction of the camera resolution, in (0, 4]")
     p.add_argument("--background", default="white", help="white, black, gray or R,G,B in [0,1]")
     p.add_argument("--sh-degree", type=int, default=None, help="SH bands to use (default: all in the file)")
     p.add_argument("--save-alpha", action="store_true", help="write RGBA PNGs instead of RGB")
@@ -64,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
 def render_to_folder(req: RenderRequest, progress: bool = False) -> dict:
     """Render every selected view to ``out_dir/<image stem>.png``; returns the summary also saved
     as ``out_dir/render.json``. Raises ``ReconError`` for bad files or arguments, before writing."""
-    if not 0.0 < req.scale <= 4.0:
+    if not (math.isfinite(req.scale) and 0.0 < req.scale <= 4.0):
         raise ReconError(f"--scale must be in (0, 4], got {req.scale}")
+    check_out_flag(req.out_dir)
     device = resolve_device(req.device)
     gaussians = read_gaussians(req.gaussians_path).to(device)
     if req.sh_degree is not None and not 0 <= req.sh_degree <= gaussians.sh_degree:
@@ -74,9 +77,7 @@ def render_to_folder(req: RenderRequest, progress: bool = False) -> dict:
     cams = cams_set.cameras
     if req.scale != 1.0:
         cams = cams.resize(max(1, round(cams.width * req.scale)), max(1, round(cams.height * req.scale)))
-    if req.out_dir.exists() and not req.out_dir.is_dir():
-        raise ReconError(f"--out {req.out_dir}: exists and is not a folder")
-    req.out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(req.out_dir)
 
     names = unique_stems([p.stem for p in cams_set.image_paths])
     views = track(range(len(cams)), description="rendering", transient=True) if progress else range(len(cams))

@@ -7,9 +7,12 @@
 ``fox-sparse``            instant-ngp fox, 8 photos -> 10 held-out, 540x960 undistorted, black
 ``synthetic-val``         200 procedural objects (seeds 10,000,000 + i), 4 -> 4 views, 256 px
 ``synthetic-val-scenes``  50 procedural scenes (seeds 10,500,000 + i), 4 -> 4 views, 256 px
+``dtu-3``, ``dtu-6``      DTU scans 24 and 37, 3 or 6 views -> 6 held out, 400x300, masked PSNR
+``dtu``                   alias: both DTU protocols
+``llff-3``                LLFF horns, room, flower, 3 views -> every 8th held out, ~500x375
 ========================  =====================================================================
 
-Definitions live in ``recon.eval.protocols_real`` and ``recon.eval.protocols_synthetic`` (their
+Definitions live in ``recon.eval.protocols_real``, ``protocols_captures`` and ``protocols_synthetic`` (their
 docstrings say everything a result depends on); ``protocols_markdown()`` renders them into
 docs/protocols.md, so the docs are regenerated, never edited by hand::
 
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from recon.core.errors import ReconError
 from recon.eval.protocol_base import EvalProtocol, ProtocolOverrides
+from recon.eval.protocols_captures import DTU_INPUTS_3, DTU_INPUTS_6, DtuSparse, LlffSparse
 from recon.eval.protocols_real import (
     LEGO_INPUTS_4,
     LEGO_INPUTS_8,
@@ -43,10 +47,13 @@ PROTOCOLS: dict[str, _Factory] = {
     "lego-sparse-4": lambda data, ov: LegoSparse("lego-sparse-4", LEGO_INPUTS_4, data, ov),
     "lego-sparse-8": lambda data, ov: LegoSparse("lego-sparse-8", LEGO_INPUTS_8, data, ov),
     "fox-sparse": lambda data, ov: FoxSparse(data, ov),
+    "dtu-3": lambda data, ov: DtuSparse("dtu-3", DTU_INPUTS_3, data, ov),
+    "dtu-6": lambda data, ov: DtuSparse("dtu-6", DTU_INPUTS_6, data, ov),
+    "llff-3": lambda data, ov: LlffSparse(data, ov),
     "synthetic-val": lambda data, ov: SyntheticVal(False, data, ov),
     "synthetic-val-scenes": lambda data, ov: SyntheticVal(True, data, ov),
 }
-ALIASES: dict[str, tuple[str, ...]] = {"lego-sparse": ("lego-sparse-4", "lego-sparse-8")}
+ALIASES: dict[str, tuple[str, ...]] = {"lego-sparse": ("lego-sparse-4", "lego-sparse-8"), "dtu": ("dtu-3", "dtu-6")}
 
 
 def protocol_names() -> list[str]:
@@ -115,7 +122,8 @@ def protocols_markdown() -> str:
     ]
     for p in protocols:
         d = p.definition()
-        size = f"{d['size'][0]}x{d['size'][1]}"
+        sizes = d["size"].values() if isinstance(d["size"], dict) else [d["size"]]
+        size = ", ".join(dict.fromkeys(f"{w}x{h}" for w, h in sizes))
         bg = {(1.0, 1.0, 1.0): "white", (0.0, 0.0, 0.0): "black"}.get(tuple(p.background), str(p.background))
         lines.append(
             f"| `{p.name}` | {_cell(d['data'])} | {_cell(d['inputs'])} | {_cell(d['targets'])} | {size} | {bg} | "

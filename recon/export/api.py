@@ -6,6 +6,7 @@ Stages: extract (Gaussians only: render + TSDF) -> clean -> decimate to the face
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -66,6 +67,15 @@ def _format(path: Path) -> str:
     return FORMATS[suffix]
 
 
+def check_placement(up: Sequence[float], scale: float) -> None:
+    """Refuse (``ReconError``) an up direction that is not a finite non-zero 3-vector and a scale that
+    is not a finite positive number: NaN would reach every vertex of the file."""
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ReconError(f"scale must be a finite number > 0, got {scale!r}")
+    if len(up) != 3 or not all(math.isfinite(float(a)) for a in up) or sum(float(a) ** 2 for a in up) < 1e-12:
+        raise ReconError(f"up must be a finite non-zero 3-vector, got {tuple(up)}")
+
+
 def _lod_path(path: Path, level: int) -> Path:
     if level == 0:
         return path
@@ -114,6 +124,7 @@ def export_mesh(source: Mesh | Gaussians, path: str | Path | Sequence[str | Path
     fmts = [_format(p) for p in paths]
     if o.faces < 4:
         raise ReconError(f"the face budget must be at least 4, got {o.faces}")
+    check_placement(o.up, o.scale)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     mesh, color_fn = _surface(source, o, seconds, t0)

@@ -53,8 +53,12 @@ FOLDER_FILES = ("cameras.json", "transforms.json", "transforms_train.json", "pos
 def read_cameras(
     path: str | Path,  # a camera file or a dataset folder
     views: Sequence[View] | None = None,  # keep only these frames (indices or image file names)
+    image_size: tuple[int, int] | None = None,  # (width, height) of the images, for files that do not state it
 ) -> CameraSet:
     """Read any supported camera file (format detected as in the module docstring).
+
+    ``image_size``: a camera file given apart from its images (NeRF without ``w``/``h``, IDR without
+    an image folder) takes the size of the images the caller loaded instead of looking beside the file.
 
     Returns a ``CameraSet`` of C cameras: OpenCV c2w [C,4,4] in the file's world, K [C,3,3] in
     pixels. Raises ``FileFormatError`` / ``CameraError`` with a one-line message naming the file.
@@ -65,14 +69,14 @@ def read_cameras(
     if path.is_dir():
         for name in FOLDER_FILES:
             if (path / name).is_file():
-                return _read_file(path / name, views)
+                return _read_file(path / name, views, image_size)
         if find_colmap_model(path) is not None:
             return read_colmap(path, views=views)
         raise FileFormatError(path, NOT_A_CAMERA_FILE)
-    return _read_file(path, views)
+    return _read_file(path, views, image_size)
 
 
-def _read_file(path: Path, views: Sequence[View] | None) -> CameraSet:
+def _read_file(path: Path, views: Sequence[View] | None, image_size: tuple[int, int] | None = None) -> CameraSet:
     suffix = path.suffix.lower()
     if suffix == ".json":
         data = load_json(path)
@@ -81,11 +85,11 @@ def _read_file(path: Path, views: Sequence[View] | None) -> CameraSet:
             if "convention" in data:
                 return read_cameras_json(path, views=views)
             if frames and isinstance(frames[0], dict) and "transform_matrix" in frames[0]:
-                return read_nerf(path, views=views)
+                return read_nerf(path, views=views, image_size=image_size)
     elif path.name == "poses_bounds.npy":
         return read_llff(path, views=views)
     elif suffix == ".npz" and _npz_has(path, "world_mat_0"):
-        return read_idr(path, views=views)
+        return read_idr(path, views=views, image_size=image_size)
     elif path.name in MODEL_FILES:
         return read_colmap(path.parent, views=views)
     raise FileFormatError(path, NOT_A_CAMERA_FILE)

@@ -12,8 +12,10 @@ it validates every pose, applies a view selection, and refuses sets whose images
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +30,13 @@ from renderer.cameras import Cameras
 from renderer.errors import FileFormatError, ReconError
 
 View = int | str  # an index into the set, or an image file name / stem
+
+# Suffixes that ``image_key`` drops: every image format a camera file may name (the readers' and the
+# pipeline's). A stored name without one of them (NeRF's ``./train/r_0``) is its own key.
+KEY_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff")
+# Names that readers invent when a file names no images (LLFF/IDR without an image folder: ``000``;
+# ``write_cameras_json`` for bare cameras: ``view_000``).
+_PLACEHOLDER = re.compile(r"(view_)?\d+")
 
 
 @dataclass
@@ -87,6 +96,71 @@ class CameraSet:
     def _where(self) -> str:
         return str(self.path) if self.path is not None else f"{self.source} camera set"
 
+    @property
+    def unnamed(self) -> bool:
+        """True when the file names no images (every name is a placeholder such as ``000`` or ``view_000``)."""
+        return all(_PLACEHOLDER.fullmatch(image_key(n)) for n in self.names)
+
+    def match_images(self, names: Sequence[str]) -> list[int]:
+        """The camera index of each image name in ``names`` (files the user gave, no folders).
+
+        An image matches the frame of the same file name, else the one of the same stem, whatever
+        folder the file stores (NeRF's ``./train/r_26`` is ``r_26.png``). Raises ``ReconError``
+        naming the images that match no frame, or several, or one frame twice. Extra frames are
+        fine (the matched subset is used). The caller decides whether an ``unnamed`` set may be
+        taken in file order instead.
+        """
+        by_name: dict[str, list[int]] = {}
+        by_key: dict[str, list[int]] = {}
+        for i, p in enumerate(self.image_paths):
+            by_name.setdefault(p.name, []).append(i)
+            by_key.setdefault(image_key(p.name), []).append(i)
+        order: list[int] = []
+        missing: list[str] = []
+        for n in names:
+            hits = by_name.get(n) or by_key.get(image_key(n)) or []
+            if len(hits) > 1:
+                frames = short_list(self.image_paths[i].name for i in hits)
+                raise ReconError(f"{self._where()}: image {n!r} matches {len(hits)} frames ({frames}); "
+                                 "rename the images or the frames so that each name is unique")
+            if hits:
+                order.append(hits[0])
+            else:
+                missing.append(n)
+        if missing:
+            raise ReconError(f"{self._where()}: no camera for {len(missing)} of {len(names)} image(s): "
+                             f"{short_list(missing)} (its {len(self)} frames name e.g. {self.image_paths[0].name!r})")
+        seen: dict[int, str] = {}
+        for n, i in zip(names, order):
+            if i in seen:
+                raise ReconError(f"{self._where()}: images {seen[i]!r} and {n!r} both match frame {i} "
+                                 f"({self.image_paths[i].name!r})")
+            seen[i] = n
+        return order
+
+
+def image_key(name: str) -> str:
+    """What image names are matched by: the base name without its image suffix (``train/r_26``,
+    ``r_26.png`` and ``r_26`` are all ``r_26``); a name without an image suffix is kept whole."""
+    base = re.split(r"[\\/]", name)[-1]
+    stem, dot, suffix = base.rpartition(".")
+    return stem if dot and stem and f".{suffix.lower()}" in KEY_SUFFIXES else base
+
+
+def short_list(names, limit: int = 5) -> str:
+    """``a.png, b.png, c.png, ... (12 in all)``: a short list for one-line messages."""
+    names = list(names)
+    text = ", ".join(names[:limit])
+    return text if len(names) <= limit else f"{text}, ... ({len(names)} in all)"
+
+
+def did_you_mean(wanted: str, names: Sequence[str]) -> str:
+    """`` (did you mean 'r_26.png'?)`` for a view name that matches none of ``names``: a name of the same
+    stem (the extension left out), else the closest spelling; ``""`` when nothing is close."""
+    same = [n for n in names if image_key(n) == image_key(wanted)]
+    close = same or difflib.get_close_matches(wanted, list(names), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 def resolve_views(views: Sequence[View], image_paths: Sequence[Path], where: str) -> list[int]:
     """Indices ``[V]`` for ``views``: ints are indices; strings match a file name, then a stem,
@@ -118,7 +192,8 @@ def resolve_views(views: Sequence[View], image_paths: Sequence[Path], where: str
                 raise ReconError(f"{where}: view index {j} is out of range: there are {n} views (0 to {n - 1})")
             hits = [j]
         if not hits:
-            raise ReconError(f"{where}: no view named {v!r} (there are {n} views, e.g. {image_paths[0].name!r})")
+            hint = did_you_mean(v, [p.name for p in image_paths]) or f" (there are {n} views, e.g. {image_paths[0].name!r})"
+            raise ReconError(f"{where}: no view named {v!r}{hint}")
         if len(hits) > 1:
             raise ReconError(f"{where}: view name {v!r} is ambiguous: it matches views {hits}; select by index")
         out.append(hits[0])

@@ -8,7 +8,8 @@ Format (one frame per image, in input order)::
 
 - ``c2w``: camera-to-world, OpenCV camera axes (x right, y down, z forward), world units.
 - ``K``: pixels of that frame's ``width x height`` (the original image's).
-- ``file``: the image, relative to the JSON's folder (absolute paths are kept as they are).
+- ``file``: the image, relative to the JSON's folder (absolute paths are kept as they are); a name
+  that is not valid UTF-8 on disk is stored with U+FFFD for each undecodable byte (``recon.core.text.utf8_text``).
 - Optional per frame: ``distortion`` ({"k1": ..., ...}, OpenCV names), ``near_far`` ([near, far]).
 
 Numbers are written with Python's shortest round-trip repr of the float64 value, so write -> read
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recon.core.text import utf8_text
 from recon.io.camera_set import (
     CameraSet,
     View,
@@ -112,7 +114,7 @@ def write_cameras_json(
             files = [_relative(p, path.parent) for p in cam_set.image_paths]
         else:
             files = [f"view_{i:03d}" for i in range(n)]
-    files = [str(f) for f in files]
+    files = [utf8_text(str(f)) for f in files]
     if len(files) != n:
         raise ValueError(f"write_cameras_json: {n} cameras but {len(files)} file names")
     extra = dict(extra or {})

@@ -79,6 +79,8 @@ def read_idr(
     height: int | None = None,
     views: Sequence[View] | None = None,  # keep only these frames (indices or image names)
     dtype: torch.dtype = torch.float32,
+    image_folder: bool = True,  # False: ignore the image folder (it may hold a subset); needs width and height
+    image_size: tuple[int, int] | None = None,  # (width, height) of the images when there is no image folder
 ) -> CameraSet:
     """Read IDR/NeuS cameras into OpenCV cameras in the normalised (unit-sphere) world.
 
@@ -120,6 +122,7 @@ def read_idr(
         c2w.append(out[1])
 
     image_dir = next((path.parent / d for d in ("image", "images") if (path.parent / d).is_dir()), None)
+    image_dir = image_dir if image_folder else None
     files = list_images(image_dir) if image_dir is not None else []
     if image_dir is not None and len(files) != n:
         raise FileFormatError(path, f"has {n} cameras but {image_dir} holds {len(files)} images")
@@ -129,6 +132,8 @@ def read_idr(
         size = (as_size(width, "width", path), as_size(height, "height", path))
     elif files:
         size = read_image_size(files[0], path)
+    elif image_size is not None:
+        size = (int(image_size[0]), int(image_size[1]))
     else:
         raise FileFormatError(path, "image size unknown: no image/ folder beside the file; pass width and height")
     image_paths = files or [path.parent / "image" / f"{i:03d}" for i in range(n)]

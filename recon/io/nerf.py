@@ -8,7 +8,8 @@ The file's convention:
   ``camera_angle_y`` in radians (focal = 0.5 * size / tan(0.5 * angle)). A missing ``fl_y`` /
   angle y copies x; ``cx, cy`` default to the image centre ``w/2, h/2``. instant-ngp allows every
   one of these, ``w, h`` and the distortion keys per frame; a frame's own key wins.
-- Image size: ``w, h`` (top level or per frame); else the header of the first frame's image.
+- Image size: ``w, h`` (top level or per frame); else ``image_size`` when the caller knows the images
+  (a camera file given apart from its images); else the header of the first frame's image.
 - ``file_path`` is relative to the JSON's folder and may lack its extension (Blender lego:
   ``./train/r_0`` is ``train/r_0.png``); .png, .jpg, .jpeg are tried in that order.
 - Distortion ``k1 k2 k3 k4 p1 p2`` (OpenCV names) is kept per frame as stored; K ignores it.
@@ -75,6 +76,7 @@ def read_nerf(
     *,
     views: Sequence[View] | None = None,  # keep only these frames (indices or file names)
     dtype: torch.dtype = torch.float32,
+    image_size: tuple[int, int] | None = None,  # (width, height) of the images when the file lacks w, h
 ) -> CameraSet:
     """Read a NeRF-style ``transforms.json`` into OpenCV cameras in the file's world frame.
 
@@ -98,6 +100,8 @@ def read_nerf(
         h = frame.get("h", data.get("h"))
         if w is not None and h is not None:
             return as_size(w, f"frame {i} width 'w'", path), as_size(h, f"frame {i} height 'h'", path)
+        if image_size is not None:
+            return int(image_size[0]), int(image_size[1])
         if not first_image_size:
             first = resolve_image(folder, str(frames[0].get("file_path", "")))
             first_image_size.append(read_image_size(first, path))

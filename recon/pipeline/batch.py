@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 from recon.core.errors import ReconError
-from recon.pipeline.run import run_job
-from renderer.io.atomic import atomic_output, replace_dir
+from recon.pipeline.run import check_job_options, run_job
+from renderer.io.atomic import atomic_output, check_output_dir, make_output_dir, replace_dir
 
 REPORT = "report.json"
 BATCH_REPORT = "batch_report.json"
@@ -113,14 +113,15 @@ def _write_report(out: Path, results: dict[str, dict], started: float) -> None:
 def run_batch(root: Path, out: Path, opts: BatchOptions, progress: Callable[[dict, int, int], None] | None = None) -> dict:
     """Run every job of ``root`` into ``out``; returns the batch report (also written to OUT/batch_report.json)."""
     root, out = Path(root), Path(out)
-    if out.exists() and not out.is_dir():
-        raise ReconError(f"{out}: output path exists and is not a folder")
+    check_output_dir(out)
     if opts.engine not in ("local", "ray"):
         raise ReconError(f"batch engine must be local or ray, got {opts.engine!r}")
     if opts.workers < 1:
         raise ReconError(f"batch workers must be >= 1, got {opts.workers}")
+    if opts.job_fn is run_job:
+        check_job_options(opts.job_options)  # a bad option would fail every job: refuse it once, up front
     jobs = list_jobs(root)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
     _clean_stale(out)
     started = time.perf_counter()
     results: dict[str, dict] = {}

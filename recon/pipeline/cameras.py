@@ -117,8 +117,10 @@ def _unposed(loaded: LoadedInputs, opts: ReconstructOptions) -> CameraSolution:
               "reprojection_error_px": sfm.mean_reprojection_error_px, "reason": sfm.reason}
     method, reason = choose_pose_method(len(rgb), sfm, min_views=opts.sfm_min_views)
     if method != "sfm":
+        note = (f"structure from motion registered only {len(sfm.registered)} of {len(rgb)} views: cameras from the "
+                "pointmap head instead")
         return CameraSolution(Mode.UNPOSED, torch.stack(rgb), input_masks(images, opts.mask), names, None, method,
-                              reason, sfm=counts, sfm_seconds=sfm.seconds)
+                              reason, sfm=counts, warnings=[note], sfm_seconds=sfm.seconds)
     keep = sfm.registered
     warnings = []
     if len(keep) < len(rgb):

@@ -171,8 +171,9 @@ def load_one(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, exif_ori
                 rgb, alpha = _to_arrays(im)
     except FileFormatError:
         raise
-    except Image.DecompressionBombError as e:
-        raise FileFormatError(path, f"image too large to open safely ({e})") from None
+    except Image.DecompressionBombError:
+        raise FileFormatError(path, f"image too large: its header declares over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP, "
+                                    f"over the limit of {max_pixels / 1e6:g} MP; downscale it first") from None
     except Image.UnidentifiedImageError:
         raise FileFormatError(path, f"not a {_SUPPORTED} image{_sniff(path)}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # Pillow's errors for broken data

@@ -15,8 +15,9 @@ import torch
 
 from recon.core.errors import ReconError
 from recon.core.types import Views
-from recon.io import FOLDER_FILES, read_cameras
-from recon.pipeline.inputs import LoadedImage, load_images
+from recon.io import FOLDER_FILES, CameraSet, read_cameras
+from recon.io.camera_set import did_you_mean, image_key, short_list
+from recon.pipeline.inputs import IMAGE_SUFFIXES, LoadedImage, load_images, natural_key
 from recon.pipeline.options import MaskSource, Mode, ReconstructOptions
 from recon.pipeline.preprocess import composite_over
 from renderer import Cameras
@@ -97,44 +98,77 @@ def select_views(items: list, views: tuple[int | str, ...] | None, names: list[s
         elif v in names:
             idx.append(names.index(v))
         else:
-            raise ReconError(f"views: no input named {v!r}")
+            raise ReconError(f"views: no input named {v!r}{did_you_mean(v, names)}")
     return idx
 
 
 def _load_posed(paths: list[Path], opts: ReconstructOptions) -> LoadedInputs:
     """Images and cameras: a dataset folder as the only input, or image files with ``opts.cameras``."""
-    cam_source = opts.cameras if opts.cameras is not None else paths[0]
-    cset = read_cameras(cam_source)
-    cam_names = [p.name for p in cset.image_paths]
-    warnings: list[str] = []
-    if opts.cameras is None:  # dataset folder: its own image list
-        all_paths = list(cset.image_paths)
-        idx = select_views(all_paths, opts.views, cam_names)
-        images = load_images([all_paths[i] for i in idx], max_pixels=opts.max_pixels, exif_orientation=False)
-        cams = cset.cameras[idx]
+    if opts.cameras is None:
+        images, cams, cset, warnings = _load_dataset(paths[0], opts)
     else:
-        images = load_images(paths, max_pixels=opts.max_pixels, exif_orientation=False)
-        names = [im.name for im in images]
-        if all(n in cam_names for n in names):
-            order = [cam_names.index(n) for n in names]
-        elif len(images) == len(cset.cameras):
-            order = list(range(len(images)))
-            warnings.append("image names do not match the camera file; cameras taken in file order")
-        else:
-            raise ReconError(f"{cam_source}: {len(cset.cameras)} cameras for {len(images)} images "
-                             "(names do not match either)")
-        idx = select_views(images, opts.views, names)
-        images = [images[i] for i in idx]
-        cams = cset.cameras[[order[i] for i in idx]]
+        images, cams, cset, warnings = _load_with_camera_file(paths, opts.cameras, opts)
     sizes = {(im.rgb.shape[1], im.rgb.shape[0]) for im in images}
     if len(sizes) != 1:
         raise ReconError(f"posed input images must share one size, got {sorted(sizes)}")
     (W, H), = sizes
     if (cams.width, cams.height) != (W, H):
         cams = cams.resize(W, H)  # a camera file for another resolution of the same photos
-        warnings.append(f"cameras given for {cset.cameras.width}x{cset.cameras.height}, images are {W}x{H}: K rescaled")
+        warnings.append(f"cameras given for {cset.cameras.width}x{cset.cameras.height}, images are {W}x{H}: "
+                        "K rescaled")
+    cam_source = opts.cameras if opts.cameras is not None else paths[0]
     cams.validate(source=str(cam_source))
     return LoadedInputs(paths, images, cams, Path(cam_source), warnings)
+
+
+def _load_dataset(folder: Path, opts: ReconstructOptions) -> tuple[list[LoadedImage], Cameras, CameraSet, list[str]]:
+    """A dataset folder: its camera file's own image list. Images beside the listed ones that have no
+    camera are refused (a COLMAP model that left photos unregistered: a warning), unless views are picked."""
+    cset = read_cameras(folder)
+    warnings: list[str] = []
+    if opts.views is None:
+        extra = images_without_cameras(cset)
+        shown = short_list(p.name for p in extra)
+        if extra and cset.source == "colmap":
+            warnings.append(f"{len(extra)} image(s) beside the COLMAP model's have no camera in it (not registered) "
+                            f"and are not used: {shown}")
+        elif extra:
+            raise ReconError(f"{cset.path}: no camera for {len(extra)} image(s) in {extra[0].parent}: {shown} "
+                             "(add their cameras, remove them, or pick views)")
+    all_paths = list(cset.image_paths)
+    idx = select_views(all_paths, opts.views, [p.name for p in all_paths])
+    images = load_images([all_paths[i] for i in idx], max_pixels=opts.max_pixels, exif_orientation=False)
+    return images, cset.cameras[idx], cset, warnings
+
+
+def _load_with_camera_file(paths: list[Path], cam_file: Path,
+                           opts: ReconstructOptions) -> tuple[list[LoadedImage], Cameras, CameraSet, list[str]]:
+    """Image files with a camera file given apart: frames matched to images by name (``CameraSet.match_images``),
+    by file order only when the file names no images at all and the counts agree."""
+    images = load_images(paths, max_pixels=opts.max_pixels, exif_orientation=False)
+    names = [im.name for im in images]
+    cset = read_cameras(cam_file, image_size=images[0].size)
+    warnings: list[str] = []
+    frame_keys = {image_key(c) for c in cset.names}
+    if cset.unnamed and not any(image_key(n) in frame_keys for n in names):
+        if len(cset) != len(images):
+            raise ReconError(f"{cam_file}: {len(cset)} cameras for {len(images)} images, and the file names no "
+                             "images to match them by")
+        order = list(range(len(images)))
+        warnings.append(f"{cam_file.name} names no images: cameras taken in file order")
+    else:
+        order = cset.match_images(names)
+    idx = select_views(images, opts.views, names)
+    return [images[i] for i in idx], cset.cameras[[order[i] for i in idx]], cset, warnings
+
+
+def images_without_cameras(cset: CameraSet) -> list[Path]:
+    """Image files in the folders of ``cset``'s images (that exist) whose name or stem no frame has."""
+    keys = {image_key(n) for n in cset.names}
+    folders = sorted({p.parent for p in cset.image_paths if p.parent.is_dir()})
+    return [f for d in folders for f in sorted(d.iterdir(), key=lambda q: natural_key(q.name))
+            if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+            and image_key(f.name) not in keys]
 
 
 def composite(image: LoadedImage) -> torch.Tensor:

@@ -9,6 +9,7 @@ the option (not a command-line flag: the library does not know how it was called
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -61,12 +62,21 @@ class TextureFrom(str, Enum):
 FORMATS = ("ply", "splat", "glb", "obj")
 
 
+def _number(value) -> float:
+    """``value`` as a float, NaN when it is not a number (so that every range check refuses it)."""
+    try:
+        return math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 @dataclass(frozen=True)
 class ReconstructOptions:
     cameras: Path | None = None  # camera file or dataset folder for the inputs (posed)
     mode: Mode = Mode.AUTO
     views: tuple[int | str, ...] | None = None  # input views to use (indices or file names)
-    refine_steps: int = 0
+    refine_steps: int = 0  # at most this many refinement steps (0: no step limit when refine_seconds is set)
+    refine_seconds: float = 0.0  # wall-clock budget of the refinement (0: none; with refine_steps 0, no refinement)
     device: str = "auto"  # auto | cpu | cuda
     checkpoint: Path | None = None  # default: recon.models.checkpoint.DEFAULT_CHECKPOINT
     mask: MaskSource = MaskSource.AUTO
@@ -90,7 +100,9 @@ class ReconstructOptions:
                     raise ReconError(f"{name} must be one of {choices}, got {value!r}") from None
         if isinstance(self.refine_steps, bool) or not isinstance(self.refine_steps, int) or self.refine_steps < 0:
             raise ReconError(f"refine_steps must be a whole number >= 0, got {self.refine_steps!r}")
-        if not 0 < float(self.foreground_ratio) <= 1:
+        if not (0 <= _number(self.refine_seconds) < math.inf):  # NaN fails too
+            raise ReconError(f"refine_seconds must be a finite number >= 0, got {self.refine_seconds!r}")
+        if not 0 < _number(self.foreground_ratio) <= 1:  # NaN fails too
             raise ReconError(f"foreground_ratio must be in (0, 1], got {self.foreground_ratio!r}")
         for name in ("cameras", "checkpoint"):
             value = getattr(self, name)
@@ -108,3 +120,11 @@ class ReconstructOptions:
         if unknown:
             raise ReconError(f"unknown reconstruction option(s): {', '.join(unknown)}")
         return cls(**values)
+
+    def refine_limits(self) -> tuple[int | None, float | None]:
+        """``(steps, seconds)`` for the refine stage: ``refine_steps`` alone is a fixed step count,
+        ``refine_seconds`` alone a budget with no step limit, both together whichever ends first,
+        neither ``(0, None)``: no refinement."""
+        seconds = float(self.refine_seconds) if self.refine_seconds > 0 else None
+        steps = self.refine_steps if self.refine_steps > 0 else (None if seconds is not None else 0)
+        return steps, seconds

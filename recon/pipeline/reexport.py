@@ -3,6 +3,7 @@ game-ready mesh, without re-running the model. ``recon export`` calls ``export_f
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from recon.core.errors import ReconError
 from recon.core.types import Views
 from recon.export import MeshExportOptions, export_mesh
+from recon.export.api import check_placement
 from recon.io import read_cameras_json
 from recon.pipeline.inputs import load_images
 from recon.pipeline.load import views_from_images
@@ -71,12 +73,11 @@ def _check(req: ExportRequest) -> None:
         raise ReconError(f"{req.to}: is a folder; give a mesh file name such as mesh.glb")
     if not req.to.parent.is_dir():
         raise ReconError(f"{req.to.parent}: output folder does not exist")
+    if not os.access(req.to.parent, os.W_OK | os.X_OK):  # refused before the Gaussians are meshed
+        raise ReconError(f"{req.to}: cannot write: permission denied ({req.to.parent} is read-only)")
     if any(not 0 < v < 1 for v in req.lods):
         raise ReconError(f"lods: fractions must be in (0, 1), got {req.lods}")
-    if not req.scale > 0:
-        raise ReconError(f"scale must be positive, got {req.scale}")
-    if req.up is not None and (len(req.up) != 3 or sum(a * a for a in req.up) < 1e-12):
-        raise ReconError(f"up must be a non-zero 3-vector, got {req.up}")
+    check_placement(req.up if req.up is not None else (0.0, 0.0, 1.0), req.scale)
     if req.photos is not None and not Path(req.photos).exists():
         raise ReconError(f"{req.photos}: no such file or folder (photos)")
 

@@ -14,7 +14,7 @@ opacity penalty lets unsupported Gaussians fade. Input-view PSNR before and afte
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,8 @@ from renderer.sh import SH_C0
 
 @dataclass
 class RefineConfig:
-    steps: int = 0  # 0 = no refinement
+    steps: int | None = 0  # at most this many steps; None = as many as ``seconds`` allows
+    seconds: float | None = None  # wall-clock budget of the whole call (PSNR checks included); None = none
     views_per_step: int = 1
     lr_means: float = 2e-3  # x the median Gaussian scale (so the step is scale-free)
     lr_log_scales: float = 5e-3
@@ -52,6 +53,12 @@ class RefineResult:
     seconds: float
     psnr_before: float  # mean input-view PSNR (dB) of the prediction
     psnr_after: float
+    # (seconds since the start, step, PSNR of that step's rendered input view in dB), at most
+    # HISTORY_POINTS entries spread over the run
+    history: list[tuple[float, int, float]] = field(default_factory=list)
+
+
+HISTORY_POINTS = 50
 
 
 def _psnr(a: Tensor, b: Tensor) -> float:
@@ -66,51 +73,83 @@ def input_view_psnr(g: Gaussians, views: Views, background: Tensor) -> float:
 
 
 def refine_gaussians(g: Gaussians, views: Views, cfg: RefineConfig, background: Tensor | tuple = (1.0, 1.0, 1.0)) -> RefineResult:
-    """Refine ``g`` (world frame, SH degree 0 or more) on the posed ``views`` for ``cfg.steps`` steps."""
+    """Refine ``g`` (world frame, SH degree 0 or more) on the posed ``views`` until ``cfg.steps`` steps
+    or the ``cfg.seconds`` budget runs out, whichever comes first.
+
+    The budget covers the whole call: the input-view PSNR before and after are measured inside it,
+    and a step is only started when the time of one more step and of the final PSNR still fit."""
     bg = torch.as_tensor(background, dtype=torch.float32, device=g.device)
     t0 = time.perf_counter()
     before = input_view_psnr(g, views, bg)
-    if cfg.steps <= 0 or len(g) == 0:
+    check_seconds = time.perf_counter() - t0  # the final PSNR costs about as much again
+    max_steps = cfg.steps if cfg.steps is not None else (1 << 62)
+    if max_steps <= 0 or len(g) == 0 or (cfg.seconds is not None and cfg.seconds <= 2 * check_seconds):
         return RefineResult(g, 0, time.perf_counter() - t0, before, before)
-    g = g.detach()
-    s0 = g.scales.clamp_min(1e-8).log()
-    m0 = g.means.clone()
-    unit = float(g.scales.median())
-    eps = 1e-4
-    raw = {
-        "means": g.means.clone().requires_grad_(),
-        "log_scales": s0.clone().requires_grad_(),
-        "quats": g.quats_wxyz.clone().requires_grad_(),
-        "opacity": torch.logit(g.opacities.clamp(eps, 1 - eps)).requires_grad_(),
-        "sh": g.sh.clone().requires_grad_(),
-    }
-    opt = torch.optim.Adam([
-        {"params": [raw["means"]], "lr": cfg.lr_means * unit},
-        {"params": [raw["log_scales"]], "lr": cfg.lr_log_scales},
-        {"params": [raw["quats"]], "lr": cfg.lr_quats},
-        {"params": [raw["opacity"]], "lr": cfg.lr_opacity},
-        {"params": [raw["sh"]], "lr": cfg.lr_color / SH_C0},
-    ], eps=1e-15)
+    deadline = None if cfg.seconds is None else t0 + cfg.seconds - check_seconds
+    state = _RefineState(g.detach(), cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(cfg.steps):
+    history, step, step_seconds = [], 0, 0.0
+    while step < max_steps and (deadline is None or time.perf_counter() + step_seconds <= deadline):
+        t_step = time.perf_counter()
         idx = torch.randperm(len(views), generator=gen)[: cfg.views_per_step].tolist()
-        cur = Gaussians(raw["means"], F.normalize(raw["quats"], dim=-1), raw["log_scales"].exp(),
-                        torch.sigmoid(raw["opacity"]), raw["sh"])
-        out = render(cur, views.cameras[idx], background=bg)
-        gt = views.images[idx]
+        step_psnr = state.step(views.images[idx], views.cameras[idx], bg)
+        step += 1
+        step_seconds = max(step_seconds * 0.8, time.perf_counter() - t_step)  # recent steps, the slow ones kept
+        history.append((time.perf_counter() - t0, step, step_psnr))
+    final = state.gaussians()
+    after = input_view_psnr(final, views, bg)
+    return RefineResult(final, step, time.perf_counter() - t0, before, after, _thin(history, HISTORY_POINTS))
+
+
+def _thin(history: list, n: int) -> list:
+    """At most ``n`` entries of ``history``, evenly spread, the last one kept."""
+    if len(history) <= n:
+        return history
+    keep = {round(i * (len(history) - 1) / (n - 1)) for i in range(n)}
+    return [h for i, h in enumerate(history) if i in keep]
+
+
+class _RefineState:
+    """The optimised raw parameters, the anchors to the prediction, and the optimiser."""
+
+    def __init__(self, g: Gaussians, cfg: RefineConfig, eps: float = 1e-4):
+        self.cfg = cfg
+        self.s0 = g.scales.clamp_min(1e-8).log()
+        self.m0 = g.means.clone()
+        unit = float(g.scales.median())
+        self.raw = {
+            "means": g.means.clone().requires_grad_(),
+            "log_scales": self.s0.clone().requires_grad_(),
+            "quats": g.quats_wxyz.clone().requires_grad_(),
+            "opacity": torch.logit(g.opacities.clamp(eps, 1 - eps)).requires_grad_(),
+            "sh": g.sh.clone().requires_grad_(),
+        }
+        self.opt = torch.optim.Adam([
+            {"params": [self.raw["means"]], "lr": cfg.lr_means * unit},
+            {"params": [self.raw["log_scales"]], "lr": cfg.lr_log_scales},
+            {"params": [self.raw["quats"]], "lr": cfg.lr_quats},
+            {"params": [self.raw["opacity"]], "lr": cfg.lr_opacity},
+            {"params": [self.raw["sh"]], "lr": cfg.lr_color / SH_C0},
+        ], eps=1e-15)
+
+    def gaussians(self) -> Gaussians:
+        r = self.raw
+        return Gaussians(r["means"], F.normalize(r["quats"], dim=-1), r["log_scales"].exp(), torch.sigmoid(r["opacity"]),
+                         r["sh"])
+
+    def step(self, gt: Tensor, cameras, bg: Tensor) -> float:
+        """One photometric step on ``gt [B, H, W, 3]`` seen from ``cameras``; returns its PSNR (dB)."""
+        cfg, raw = self.cfg, self.raw
+        out = render(self.gaussians(), cameras, background=bg)
         loss = F.l1_loss(out.rgb, gt) * (1 - cfg.ssim_weight)
         loss = loss + cfg.ssim_weight * ssim_loss(out.rgb.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2), 11)
-        loss = loss + cfg.anchor_means * (((raw["means"] - m0) / s0.exp().amax(-1, keepdim=True)) ** 2).mean()
-        loss = loss + cfg.anchor_scales * ((raw["log_scales"] - s0) ** 2).mean()
+        loss = loss + cfg.anchor_means * (((raw["means"] - self.m0) / self.s0.exp().amax(-1, keepdim=True)) ** 2).mean()
+        loss = loss + cfg.anchor_scales * ((raw["log_scales"] - self.s0) ** 2).mean()
         loss = loss + cfg.opacity_penalty * torch.sigmoid(raw["opacity"]).mean()
-        opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-    with torch.no_grad():
-        final = Gaussians(raw["means"].detach(), F.normalize(raw["quats"].detach(), dim=-1), raw["log_scales"].detach().exp(),
-                          torch.sigmoid(raw["opacity"].detach()), raw["sh"].detach())
-    after = input_view_psnr(final, views, bg)
-    return RefineResult(final, cfg.steps, time.perf_counter() - t0, before, after)
+        self.opt.step()
+        return _psnr(out.rgb.detach(), gt)
 
 
 @dataclass
@@ -122,15 +161,19 @@ class Refinement:
     seconds: float | None = None
 
 
-def refine(prediction: Prediction, model_cfg: ModelConfig, steps: int) -> Refinement:
-    """Stage 4: ``steps`` refinement steps on the input views resized to the model's working size."""
-    if steps <= 0:
+def refine(prediction: Prediction, model_cfg: ModelConfig, steps: int | None, seconds: float | None = None) -> Refinement:
+    """Stage 4: refinement on the input views resized to the model's working size, for at most
+    ``steps`` steps (None: no step limit) and ``seconds`` of wall clock (None: no budget). Nothing
+    runs when ``steps`` is 0 or when neither limit is set."""
+    if steps == 0 or (steps is None and seconds is None) or (seconds is not None and seconds <= 0):
         return Refinement(prediction.gaussians)
     t0 = time.perf_counter()
     views = prediction.views
     w, h = model_input_size(views.cameras.width, views.cameras.height, model_cfg.input_long_side,
                             model_cfg.input_multiple)
     small_img, small_cams = resize_views(views.images, views.cameras, w, h)
-    r = refine_gaussians(prediction.gaussians, Views(small_img, small_cams), RefineConfig(steps=steps))
-    info = {"steps": r.steps, "seconds": r.seconds, "input_psnr_before": r.psnr_before, "input_psnr_after": r.psnr_after}
+    r = refine_gaussians(prediction.gaussians, Views(small_img, small_cams), RefineConfig(steps=steps, seconds=seconds))
+    info = {"steps": r.steps, "seconds": r.seconds, "budget_seconds": seconds, "input_psnr_before": r.psnr_before,
+            "input_psnr_after": r.psnr_after, "gaussians": len(r.gaussians),
+            "history": [{"seconds": round(s, 3), "step": k, "psnr": round(v, 3)} for s, k, v in r.history]}
     return Refinement(r.gaussians, info, time.perf_counter() - t0)

@@ -87,7 +87,7 @@ def build_report(opts: ReconstructOptions, loaded: LoadedInputs, solution: Camer
     if refinement.seconds is not None:
         timings["refine"] = refinement.seconds
     timings["total_before_export"] = times.total
-    report = {"inputs": [str(p) for p in loaded.paths], "warnings": loaded.warnings + solution.warnings,
+    report = {"inputs": [str(p) for p in loaded.paths], "warnings": loaded.warnings + solution.warnings + prediction.warnings,
               "timings": timings, "mode": solution.mode.value, "pose_method": solution.pose_method,
               "pose_reason": solution.pose_reason}
     if solution.sfm is not None:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from recon.core.device import resolve_device
+from recon.core.errors import ReconError
 from recon.inference import Reconstructor
 from recon.models.checkpoint import DEFAULT_CHECKPOINT
 from recon.pipeline.cameras import requested_mode, solve_cameras
@@ -23,7 +24,7 @@ from recon.pipeline.options import ReconstructOptions
 from recon.pipeline.predict import predict
 from recon.pipeline.refine import refine
 from recon.pipeline.result import ReconstructResult, StageTimes, assemble
-from recon.pipeline.write import write_outputs
+from recon.pipeline.write import check_formats, write_outputs
 
 # The stages of one ``reconstruct`` call, in order (docs/architecture.md draws them from this).
 STAGES = (load_inputs, solve_cameras, predict, refine, assemble, write_outputs)
@@ -49,9 +50,20 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
     model_load = time.perf_counter() - t0
     solution = solve_cameras(loaded, opts, model.cfg.input_long_side)
     prediction = predict(solution, model)
-    refinement = refine(prediction, model.cfg, opts.refine_steps)
+    refinement = refine(prediction, model.cfg, *opts.refine_limits())
     times = StageTimes(model_load=model_load, total=time.perf_counter() - t_all)
     return assemble(opts, loaded, solution, prediction, refinement, model, times)
+
+
+def check_job_options(options: dict) -> ReconstructOptions:
+    """The ``ReconstructOptions`` of batch job ``options`` (their fields plus ``export``, a list of
+    formats); a bad value is a one-line ``ReconError`` naming the option, a missing checkpoint too."""
+    opts = dict(options)
+    check_formats(tuple(opts.pop("export", ("ply",))))
+    ro = ReconstructOptions.parse(opts)
+    if ro.checkpoint is not None and not ro.checkpoint.is_dir():
+        raise ReconError(f"checkpoint {ro.checkpoint}: no such folder")
+    return ro
 
 
 def run_job(job_dir: Path, out_tmp: Path, options: dict) -> dict:

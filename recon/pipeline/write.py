@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recon.core.errors import ReconError
+from recon.core.text import utf8_text
 from recon.export import MeshExportOptions, export_mesh
 from recon.io import write_cameras_json
 from recon.pipeline.options import FORMATS
 from recon.pipeline.result import ReconstructResult
-from renderer.io.atomic import atomic_output
+from renderer.io.atomic import atomic_output, make_output_dir
 from renderer.io.ply import write_ply
 from renderer.io.splat import write_splat
 
@@ -51,12 +52,21 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> None:
 def write_outputs(result: ReconstructResult, out_dir: str | Path, formats: tuple[str, ...] | list[str] = ("ply",),
                   mesh_options: MeshExportOptions | None = None) -> Written:
     """Write ``result`` into ``out_dir`` (see the module docstring). ``mesh_options`` apply to glb/obj
-    (default: 20k faces, 1024 texture, +Y up). Returns the files and the report as written."""
+    (default: 20k faces, 1024 texture, +Y up). Returns the files and the report as written.
+
+    An output folder that cannot be created or written, and any ``OSError`` while writing, is a
+    one-line ``ReconError`` naming the folder (``check_output_dir`` tells the first before any work)."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ReconError(f"{out}: output path exists and is not a folder")
     check_formats(formats)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
+    try:
+        return _write_all(result, out, formats, mesh_options)
+    except OSError as e:
+        raise ReconError(f"{out}: cannot write the outputs: {e.strerror or e}") from None
+
+
+def _write_all(result: ReconstructResult, out: Path, formats: tuple[str, ...] | list[str],
+               mesh_options: MeshExportOptions | None) -> Written:
     t0 = time.perf_counter()
     report = copy.deepcopy(result.report)  # the result keeps its report as built
     files = [out / "gaussians.ply"]
@@ -68,9 +78,10 @@ def write_outputs(result: ReconstructResult, out_dir: str | Path, formats: tuple
     files.append(write_cameras_json(out / "cameras.json", result.cameras, files=result.names,
                                     extra={"mode": report.get("mode"), "pose_method": report.get("pose_method")}))
     report["timings"]["export"] = round(time.perf_counter() - t0, 4)
+    report["timings"]["total"] = round(report["timings"].get("total_before_export", 0.0) + report["timings"]["export"], 4)
     report["outputs"] = [p.name for p in files] + ["report.json"]
     with atomic_output(out / "report.json") as f:
-        f.write(json.dumps(report, indent=1).encode())
+        f.write(utf8_text(json.dumps(report, indent=1, ensure_ascii=False)).encode("utf-8"))
     return Written([*files, out / "report.json"], report)
 
 

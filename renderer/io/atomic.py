@@ -1,4 +1,6 @@
-"""Atomic file output: a target path is replaced only by a complete file, never half-written."""
+"""Atomic file output: a target path is replaced only by a complete file, never half-written; output
+folders are checked (``check_output_dir``) before any work and created (``make_output_dir``) with
+every operating-system refusal reported as a one-line ``FileFormatError`` naming the folder."""
 
 from __future__ import annotations
 
@@ -52,3 +54,39 @@ def replace_dir(tmp: Path, final: Path, trash: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, final)
+
+
+def check_output_dir(path: Path) -> None:
+    """Raise ``FileFormatError`` naming ``path`` when it cannot become an output folder: it exists and is
+    not a folder (a file, a broken symbolic link, a link loop), a folder above it is a file or a
+    broken link, or the nearest existing folder may not be written (permissions, an immutable folder,
+    a read-only file system). Nothing is created."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise FileFormatError(path, "cannot write: a broken symbolic link or a symbolic link loop")
+    if path.exists():
+        if not path.is_dir():
+            raise FileFormatError(path, "output path exists and is not a folder")
+        folder = path
+    else:
+        folder = path.parent
+        while not folder.exists():
+            if folder.is_symlink():
+                raise FileFormatError(path, f"cannot write: {folder} is a broken symbolic link or a link loop")
+            folder = folder.parent
+        if not folder.is_dir():
+            raise FileFormatError(path, f"cannot write: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FileFormatError(path, f"cannot write: permission denied ({folder} is read-only)")
+
+
+def make_output_dir(path: Path) -> Path:
+    """``check_output_dir``, then create the folder (and its parents); an ``OSError`` on the way (the
+    checks cannot foresee all: a full disk, a file system that refuses) is a ``FileFormatError``."""
+    path = Path(path)
+    check_output_dir(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FileFormatError(path, f"cannot create the output folder: {e.strerror or e}") from None
+    return path

@@ -34,9 +34,10 @@ from recon.io import read_cameras
 
 
 def test_names_aliases_and_unknown():
-    assert protocol_names() == ["lego-sparse-4", "lego-sparse-8", "fox-sparse", "synthetic-val",
-                                "synthetic-val-scenes", "lego-sparse"]
+    assert protocol_names() == ["lego-sparse-4", "lego-sparse-8", "fox-sparse", "dtu-3", "dtu-6", "llff-3",
+                                "synthetic-val", "synthetic-val-scenes", "lego-sparse", "dtu"]
     assert [p.name for p in get_protocols("lego-sparse")] == ["lego-sparse-4", "lego-sparse-8"]
+    assert [p.name for p in get_protocols("dtu")] == ["dtu-3", "dtu-6"]
     with pytest.raises(ReconError, match="unknown protocol 'nope'; known protocols: lego-sparse-4") as e:
         get_protocols("nope")
     assert "\n" not in str(e.value)

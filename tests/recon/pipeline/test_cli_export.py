@@ -70,8 +70,11 @@ def test_export_with_the_input_photos(run_dir, tmp_path):
 
 @pytest.mark.parametrize("fields, message", [
     ({"lods": (2.0,)}, "lods: fractions must be in (0, 1)"),
-    ({"up": (0.0, 0.0, 0.0)}, "up must be a non-zero 3-vector"),
-    ({"scale": 0.0}, "scale must be positive"),
+    ({"up": (0.0, 0.0, 0.0)}, "up must be a finite non-zero 3-vector"),
+    ({"up": (float("nan"), 0.0, 1.0)}, "up must be a finite non-zero 3-vector"),
+    ({"scale": 0.0}, "scale must be a finite number > 0"),
+    ({"scale": float("nan")}, "scale must be a finite number > 0"),
+    ({"scale": float("inf")}, "scale must be a finite number > 0"),
     ({"photos": "{tmp}/nowhere"}, "no such file or folder (photos)"),
 ])
 def test_export_from_run_errors_name_fields_not_flags(tmp_path, fields, message):

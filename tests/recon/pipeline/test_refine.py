@@ -1,10 +1,13 @@
-"""Refinement stage: raises input-view PSNR of a degraded prediction, keeps Gaussians anchored."""
+"""Refinement stage: raises input-view PSNR of a degraded prediction, keeps Gaussians anchored, and
+stops on its step limit or its wall-clock budget."""
+
+import time
 
 import torch
 
 from recon.data.procedural.item import make_item
 from recon.eval.reference_methods import GroundTruthDepthMethod
-from recon.pipeline.refine import RefineConfig, input_view_psnr, refine_gaussians
+from recon.pipeline.refine import HISTORY_POINTS, RefineConfig, _thin, input_view_psnr, refine_gaussians
 from renderer import Gaussians
 from renderer.sh import SH_C0
 
@@ -32,3 +35,33 @@ def test_zero_steps_returns_the_prediction_unchanged():
     views, g = _degraded_prediction(size=24)
     r = refine_gaussians(g, views, RefineConfig(steps=0))
     assert r.gaussians is g and r.psnr_after == r.psnr_before and r.steps == 0
+
+
+def test_a_time_budget_is_respected_and_raises_psnr():
+    """With no step limit the budget decides: the call ends within 10% of it (PSNR checks included),
+    takes steps until then, raises the input-view PSNR, and records its PSNR over time. (How many
+    steps fit depends on the machine's load; bench/ measures step rates.)"""
+    views, g = _degraded_prediction()
+    budget = 3.0
+    t0 = time.perf_counter()
+    r = refine_gaussians(g, views, RefineConfig(steps=None, seconds=budget))
+    took = time.perf_counter() - t0
+    assert took <= 1.1 * budget and r.seconds <= 1.1 * budget, took
+    assert r.steps >= 2 and r.psnr_after > r.psnr_before, (r.steps, r.psnr_before, r.psnr_after)
+    times = [h[0] for h in r.history]
+    assert r.history and times == sorted(times) and r.history[-1][1] == r.steps and len(r.history) <= HISTORY_POINTS
+
+
+def test_steps_stop_before_the_budget_and_a_zero_budget_changes_nothing():
+    views, g = _degraded_prediction(size=24)
+    r = refine_gaussians(g, views, RefineConfig(steps=3, seconds=60.0))
+    assert r.steps == 3 and r.seconds < 60.0
+    for budget in (0.0, 1e-6):
+        r = refine_gaussians(g, views, RefineConfig(steps=None, seconds=budget))
+        assert r.gaussians is g and r.steps == 0 and r.psnr_after == r.psnr_before
+
+
+def test_the_history_is_thinned_evenly_and_keeps_the_last_step():
+    history = [(float(i), i, 20.0) for i in range(1, 1001)]
+    thin = _thin(history, HISTORY_POINTS)
+    assert len(thin) == HISTORY_POINTS and thin[0] == history[0] and thin[-1] == history[-1]

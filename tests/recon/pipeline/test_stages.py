@@ -93,3 +93,13 @@ def test_predict_refine_assemble_and_write_compose(eval_data, model, tmp_path):
     with pytest.raises(ReconError, match="unknown export format"):
         write_outputs(res, tmp_path / "bad", ("fbx",))
     assert not (tmp_path / "bad").exists()
+
+
+def test_refine_limits_combine_steps_and_seconds():
+    assert ReconstructOptions().refine_limits() == (0, None)  # no refinement
+    assert ReconstructOptions(refine_steps=50).refine_limits() == (50, None)  # reproducible step count
+    assert ReconstructOptions(refine_seconds=15).refine_limits() == (None, 15.0)  # the budget decides
+    assert ReconstructOptions(refine_steps=50, refine_seconds=15).refine_limits() == (50, 15.0)
+    for bad in (float("nan"), float("inf"), -1.0, "fast"):
+        with pytest.raises(ReconError, match="refine_seconds must be a finite number >= 0"):
+            ReconstructOptions(refine_seconds=bad)
