@@ -40,7 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="surface for glb/obj: the Gaussians (default) or the triplane SDF (posed/single input)")
     p.add_argument("--texture-from", default="auto", choices=[t.value for t in TextureFrom],
                    help="mesh texture colours: auto (the input photos for posed input, else the model's), photos, model")
-    p.add_argument("--refine-steps", type=int, default=0, help="photometric refinement steps on the inputs (default 0)")
+    p.add_argument("--refine-steps", type=int, default=0,
+                   help="at most N photometric refinement steps on the inputs (default 0; reproducible runs)")
+    p.add_argument("--refine-seconds", type=number_in(0, 1e6, lo_open=False), default=0.0,
+                   help="wall-clock budget of the refinement, seconds (default 0: none; with --refine-steps 0 the "
+                        "budget alone decides how many steps)")
     add_device(p)
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: checkpoints/default)")
     p.add_argument("--mask", default="auto", choices=[m.value for m in MaskSource],
@@ -53,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
     """The library's options from the parsed flags; a bad value is reported with its flag."""
     return ReconstructOptions(cameras=args.cameras, mode=args.mode, views=parse_views(args.views),
-                              refine_steps=at_least_zero(args.refine_steps, "--refine-steps"), device=args.device,
+                              refine_steps=at_least_zero(args.refine_steps, "--refine-steps"),
+                              refine_seconds=args.refine_seconds, device=args.device,
                               checkpoint=args.checkpoint, mask=args.mask, foreground_ratio=args.foreground_ratio,
                               mesh_from=args.mesh_from, texture_from=args.texture_from)
 

@@ -250,6 +250,9 @@ RECONSTRUCT = [
       for v in ("nan", "inf", "-inf", "0", "-1", "1.5", "abc")],
     Case("refine-steps-negative", "reconstruct", "--refine-steps -1",
          lambda c: R(c, EXAMPLES / "toy_posed", extra=["--refine-steps=-1"]), "--refine-steps"),
+    *[Case(f"refine-seconds-{v}", "reconstruct", f"--refine-seconds {v}",
+           lambda c, v=v: R(c, EXAMPLES / "toy_posed", extra=[f"--refine-seconds={v}"]), "--refine-seconds")
+      for v in ("nan", "inf", "-1")],
     Case("faces-zero", "reconstruct", "--faces 0",
          lambda c: R(c, EXAMPLES / "toy_posed", extra=["--faces", "0"]), "--faces"),
     Case("texture-size-odd", "reconstruct", "--texture-size 300 (not a power of two offered)",

@@ -36,6 +36,15 @@ def test_reconstruct_posed_example(tiny_checkpoint, tmp_path, capsys):
     assert rep["mode"] == "posed" and rep["pose_method"] == "given" and "Gaussians from 4 views" in stdout
 
 
+def test_reconstruct_with_a_refinement_budget(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = _run(["reconstruct", EXAMPLES / "toy_posed", "--out", out, "--refine-seconds", "4",
+                         "--checkpoint", tiny_checkpoint, "--device", "cpu"], capsys)
+    assert code == 0, err
+    r = json.loads((out / "report.json").read_text())["refine"]
+    assert r["budget_seconds"] == 4.0 and r["seconds"] <= 4.4 and r["steps"] == r["history"][-1]["step"] >= 1
+
+
 @pytest.mark.parametrize("case", ["bad_export", "out_is_file", "corrupt_image", "no_images", "unknown_type"])
 def test_reconstruct_bad_input_exit_2_nothing_written(case, tiny_checkpoint, tmp_path, capsys):
     inputs, out = [EXAMPLES / "toy_posed"], tmp_path / "out"
