@@ -1,8 +1,10 @@
 """Recon's lowest layer: cameras, Gaussians, splatting and Gaussian file IO.
 
-Importing this package loads no CUDA code and no weights; gsplat is imported on first CUDA render.
+Importing this package loads no CUDA code and no weights and compiles nothing: gsplat is imported on
+first CUDA render, and the compiled CPU kernel is built (once, then cached) on first CPU render.
 """
 
+from renderer._cpu import has_cpu_kernel
 from renderer.cameras import Cameras
 from renderer.errors import CameraError, FileFormatError, ReconError
 from renderer.gaussians import Gaussians
@@ -16,6 +18,7 @@ __all__ = [
     "Gaussians",
     "ReconError",
     "RenderOutput",
+    "has_cpu_kernel",
     "has_gsplat",
     "render",
 ]

@@ -36,8 +36,31 @@ if [[ -n "$extras" ]] && [[ ! -x /usr/bin/chromium ]]; then
   fi
 fi
 
+# The compiled CPU splatting kernel needs a C++ compiler. The application falls back to the
+# pure-torch renderer without one; CI (--dev) builds and tests the kernel, so it installs g++.
+if [[ -n "$extras" ]] && ! command -v c++ >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    if [[ "$(id -u)" -ne 0 ]]; then sudo_cmd="sudo"; fi
+    echo "setup: installing g++ (for the compiled CPU splatting kernel)" >&2
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq g++ >/dev/null
+  else
+    echo "setup: no C++ compiler and apt-get is not available; the CPU kernel's tests need one" >&2
+    exit 1
+  fi
+fi
+
 # torch is pinned to 2.13.0 in pyproject.toml: an unpinned torch would pull the multi-GB CUDA build.
 python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+
+# Prebuild the compiled CPU splatting kernel (C++/OpenMP, about 15 s; cached in torch's extension
+# directory, ~/.cache/torch_extensions) so that no later command pays for it. Without a compiler
+# the renderer uses its pure-torch twin; with --dev (CI) a failed build stops the setup.
+if ! python -c "import sys; from renderer._cpu import main; sys.exit(main(['--quiet']))"; then
+  if [[ -n "$extras" ]]; then exit 1; fi
+  echo "setup: continuing without the compiled CPU kernel (rendering uses the slower pure-torch path)" >&2
+fi
 
 # --dev: the Khronos glTF Validator (npm) that tests/recon/export checks every GLB with, installed
 # into the git-ignored .node/ (idempotent: skipped when that version is already there). npm comes
