@@ -9,7 +9,8 @@ Guarantees:
   are redone and replaced (the old folder stays until the new one is complete);
 - a failing job is recorded in ``OUT/batch_report.json`` with its one-line error and the others go on;
   the exit code says whether any job failed;
-- ``workers > 1`` runs jobs in separate processes (spawned, one torch thread each by default);
+- ``workers > 1`` runs jobs in separate processes (spawned, one torch thread each by default) that
+  end with the batch process, even when it is killed with SIGKILL (Linux: a parent-death signal);
   ``engine="ray"`` runs the same job function as Ray tasks (``address=None`` starts a local instance).
 
 The job itself is a function ``job_fn(job_dir: Path, out_tmp: Path, options: dict) -> dict`` that
@@ -19,10 +20,14 @@ a module-level function, so that spawned worker processes and Ray tasks can pick
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -36,6 +41,7 @@ from recon.core.errors import ReconError
 from recon.pipeline.run import check_job_options, run_job
 from renderer.io.atomic import atomic_output, check_output_dir, make_output_dir, replace_dir
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 REPORT = "report.json"
 BATCH_REPORT = "batch_report.json"
 
@@ -63,6 +69,17 @@ def list_jobs(root: Path) -> list[Path]:
 
 def is_finished(out: Path, name: str) -> bool:
     return (out / name / REPORT).is_file()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker when the batch process dies, even by kill -9 (a worker
+    left behind would go on holding a model in memory). Linux: the kernel sends SIGKILL on the
+    parent's death (prctl PR_SET_PDEATHSIG); a parent that died before that is caught by its pid."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def run_one(job_dir: str, out_root: str, job_fn: Callable[[Path, Path, dict], dict], job_options: dict,
@@ -151,7 +168,8 @@ def run_batch(root: Path, out: Path, opts: BatchOptions, progress: Callable[[dic
         for j in todo:
             record(run_one(*args(j)))
     else:
-        with ProcessPoolExecutor(max_workers=opts.workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=opts.workers, mp_context=mp.get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             pending = {pool.submit(run_one, *args(j)) for j in todo}
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -109,3 +109,47 @@ def test_bad_batch_input(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ReconError, match="not a folder"):
         run_batch(root, tmp_path / "file", BatchOptions(job_fn=JOB_FN))
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` that are multiprocessing workers (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmd:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """kill -9 of the batch process leaves no worker behind (each would go on holding a model)."""
+    root = _make_root(tmp_path / "root", {f"job{i}": str(i) for i in range(4)})
+    code = ("import sys; from pathlib import Path; from recon.pipeline.batch import run_batch, BatchOptions; "
+            "from tests.recon.pipeline.batch_jobs import fake_job; "
+            "run_batch(Path(sys.argv[1]), Path(sys.argv[2]), "
+            "BatchOptions(job_fn=fake_job, workers=2, job_options={'sleep': 60}))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(tmp_path / "out")],
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_children(proc.pid)) < 2:
+        time.sleep(0.1)
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)], "workers outlived their parent"
