@@ -58,8 +58,16 @@ class AppConfig:
     def root(self) -> Path:
         if self.work_root is None:
             self.work_root = Path(tempfile.mkdtemp(prefix="recon_app_"))
+            self._made_root = True
         self.work_root.mkdir(parents=True, exist_ok=True)
         return self.work_root
+
+    def cleanup(self) -> None:
+        """Delete the work folder when the app made it (a temp folder); a given ``work_root`` is the
+        caller's and stays. Called when the server stops."""
+        if getattr(self, "_made_root", False) and self.work_root is not None:
+            shutil.rmtree(self.work_root, ignore_errors=True)
+            self.work_root, self._made_root = None, False
 
 
 @dataclass

@@ -10,6 +10,7 @@ folder, deleted when the session ends (``gr.State`` delete callback) and by Grad
 from __future__ import annotations
 
 import logging
+import signal
 from functools import partial
 from pathlib import Path
 
@@ -142,6 +143,17 @@ def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: str | Path | N
     reconstructor = load_reconstructor(ReconstructOptions(checkpoint=checkpoint, device=device))
     config = config or AppConfig()
     demo = build_app(reconstructor, config)
-    demo.launch(server_name=host, server_port=port, allowed_paths=[str(EXAMPLES_ROOT)],
-                max_file_size=config.limits.max_total_bytes, show_error=True, quiet=False,
-                footer_links=["gradio"])
+    # SIGTERM (a service manager, `kill`) unwinds like Ctrl-C, so the work folder is removed
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        demo.launch(server_name=host, server_port=port, allowed_paths=[str(EXAMPLES_ROOT)],
+                    max_file_size=config.limits.max_total_bytes, show_error=True, quiet=False,
+                    footer_links=["gradio"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        demo.close()
+        config.cleanup()
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)

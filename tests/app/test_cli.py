@@ -3,9 +3,14 @@ the app package so that recon never imports app."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+import pytest
 
 import app.cli
 from recon.cli import COMMANDS
@@ -50,3 +55,41 @@ def test_python_m_app_serves_with_the_app_flags():
     proc = subprocess.run([sys.executable, "-m", "app", "--help"], capture_output=True, text=True, cwd=REPO,
                           check=False, timeout=120)
     assert proc.returncode == 0 and "usage: recon app" in proc.stdout and "--port" in proc.stdout, proc.stderr
+
+
+def test_the_app_removes_its_work_folder_when_stopped_by_sigterm(monkeypatch, tmp_path):
+    """A server stopped by SIGTERM (or Ctrl-C) leaves no temp folder behind; a folder the caller gave
+    (``AppConfig.work_root``) is the caller's and stays."""
+    import signal
+
+    import app.main
+    from app.callbacks import AppConfig
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # mkdtemp lands here
+    config = AppConfig()
+    session = config.root() / "session_x"
+    session.mkdir()
+    (session / "upload.png").write_bytes(b"x" * 100)
+
+    class Demo:  # stands in for the Gradio page: serving ends with a SIGTERM
+        closed = False
+
+        def launch(self, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts this
+
+        def close(self):
+            Demo.closed = True
+
+    monkeypatch.setattr(app.main, "load_reconstructor", lambda opts: None)
+    monkeypatch.setattr(app.main, "build_app", lambda reconstructor, config: Demo())
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as e:
+        app.main.launch(config=config)
+    assert e.value.code == 128 + signal.SIGTERM and Demo.closed
+    assert list(tmp_path.iterdir()) == [] and signal.getsignal(signal.SIGTERM) == before
+
+    given = AppConfig(work_root=tmp_path / "mine")
+    given.root()
+    given.cleanup()
+    assert (tmp_path / "mine").is_dir()
