@@ -4,8 +4,12 @@ as the Python API: ``recon.pipeline.run.reconstruct`` then ``recon.pipeline.writ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recon.cli.args import (
     MODES,
@@ -63,10 +67,32 @@ def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
                               mesh_from=args.mesh_from, texture_from=args.texture_from)
 
 
+@contextlib.contextmanager
+def refine_progress(opts: ReconstructOptions):
+    """A refinement progress bar on stderr (over the budget's seconds, else the steps), as the
+    ``on_refine_step`` callback; None when nothing is refined or stderr is not a terminal."""
+    steps, seconds = opts.refine_limits()
+    console = Console(stderr=True)
+    if steps == 0 or not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("refining"), BarColumn(), TextColumn("{task.fields[psnr]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("refine", total=seconds if seconds is not None else steps, psnr="")
+
+        def on_step(step: int, elapsed: float, psnr: float) -> None:
+            done = elapsed if seconds is not None else step
+            bar.update(task, completed=done, psnr=f"step {step}, input PSNR {psnr:.2f} dB")
+
+        yield on_step
+
+
 def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.export)
     check_out_flag(args.out)  # an unusable --out is refused before the model loads
-    result = reconstruct(args.inputs, options_from_args(args))
+    opts = options_from_args(args)
+    with refine_progress(opts) as on_step:
+        result = reconstruct(args.inputs, opts, on_refine_step=on_step)
     written = write_outputs(result, args.out, formats,
                             MeshExportOptions(faces=args.faces, texture_size=args.texture_size))
     r = written.report

@@ -14,6 +14,7 @@ opacity penalty lets unsupported Gaussians fade. Input-view PSNR before and afte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -59,6 +60,7 @@ class RefineResult:
 
 
 HISTORY_POINTS = 50
+StepCallback = Callable[[int, float, float], None]  # (step, seconds since the start, that step's PSNR in dB)
 
 
 def _psnr(a: Tensor, b: Tensor) -> float:
@@ -72,12 +74,14 @@ def input_view_psnr(g: Gaussians, views: Views, background: Tensor) -> float:
     return sum(vals) / len(vals)
 
 
-def refine_gaussians(g: Gaussians, views: Views, cfg: RefineConfig, background: Tensor | tuple = (1.0, 1.0, 1.0)) -> RefineResult:
+def refine_gaussians(g: Gaussians, views: Views, cfg: RefineConfig, background: Tensor | tuple = (1.0, 1.0, 1.0),
+                     on_step: StepCallback | None = None) -> RefineResult:
     """Refine ``g`` (world frame, SH degree 0 or more) on the posed ``views`` until ``cfg.steps`` steps
     or the ``cfg.seconds`` budget runs out, whichever comes first.
 
     The budget covers the whole call: the input-view PSNR before and after are measured inside it,
-    and a step is only started when the time of one more step and of the final PSNR still fit."""
+    and a step is only started when the time of one more step and of the final PSNR still fit.
+    ``on_step(step, seconds_since_start, step_psnr)`` is called after every step (progress bars)."""
     bg = torch.as_tensor(background, dtype=torch.float32, device=g.device)
     t0 = time.perf_counter()
     before = input_view_psnr(g, views, bg)
@@ -96,6 +100,8 @@ def refine_gaussians(g: Gaussians, views: Views, cfg: RefineConfig, background: 
         step += 1
         step_seconds = max(step_seconds * 0.8, time.perf_counter() - t_step)  # recent steps, the slow ones kept
         history.append((time.perf_counter() - t0, step, step_psnr))
+        if on_step is not None:
+            on_step(step, history[-1][0], step_psnr)
     final = state.gaussians()
     after = input_view_psnr(final, views, bg)
     return RefineResult(final, step, time.perf_counter() - t0, before, after, _thin(history, HISTORY_POINTS))
@@ -161,7 +167,8 @@ class Refinement:
     seconds: float | None = None
 
 
-def refine(prediction: Prediction, model_cfg: ModelConfig, steps: int | None, seconds: float | None = None) -> Refinement:
+def refine(prediction: Prediction, model_cfg: ModelConfig, steps: int | None, seconds: float | None = None,
+           on_step: StepCallback | None = None) -> Refinement:
     """Stage 4: refinement on the input views resized to the model's working size, for at most
     ``steps`` steps (None: no step limit) and ``seconds`` of wall clock (None: no budget). Nothing
     runs when ``steps`` is 0 or when neither limit is set."""
@@ -172,7 +179,8 @@ def refine(prediction: Prediction, model_cfg: ModelConfig, steps: int | None, se
     w, h = model_input_size(views.cameras.width, views.cameras.height, model_cfg.input_long_side,
                             model_cfg.input_multiple)
     small_img, small_cams = resize_views(views.images, views.cameras, w, h)
-    r = refine_gaussians(prediction.gaussians, Views(small_img, small_cams), RefineConfig(steps=steps, seconds=seconds))
+    r = refine_gaussians(prediction.gaussians, Views(small_img, small_cams), RefineConfig(steps=steps, seconds=seconds),
+                         on_step=on_step)
     info = {"steps": r.steps, "seconds": r.seconds, "budget_seconds": seconds, "input_psnr_before": r.psnr_before,
             "input_psnr_after": r.psnr_after, "gaussians": len(r.gaussians),
             "history": [{"seconds": round(s, 3), "step": k, "psnr": round(v, 3)} for s, k, v in r.history]}

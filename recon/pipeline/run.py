@@ -22,7 +22,7 @@ from recon.pipeline.cameras import requested_mode, solve_cameras
 from recon.pipeline.load import load_inputs
 from recon.pipeline.options import ReconstructOptions
 from recon.pipeline.predict import predict
-from recon.pipeline.refine import refine
+from recon.pipeline.refine import StepCallback, refine
 from recon.pipeline.result import ReconstructResult, StageTimes, assemble
 from recon.pipeline.write import check_formats, write_outputs
 
@@ -36,11 +36,12 @@ def load_reconstructor(opts: ReconstructOptions) -> Reconstructor:
 
 
 def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptions | None = None,
-                reconstructor: Reconstructor | None = None) -> ReconstructResult:
+                reconstructor: Reconstructor | None = None, on_refine_step: StepCallback | None = None) -> ReconstructResult:
     """Run the pipeline on ``inputs`` (image files, a folder of images, or a dataset folder).
 
     ``reconstructor``: an already loaded model (the app injects its own); default: load
-    ``options.checkpoint``. Raises ``ReconError`` for bad input (one line), before any work it can."""
+    ``options.checkpoint``. ``on_refine_step(step, seconds, psnr)``: called after each refinement
+    step (a progress bar). Raises ``ReconError`` for bad input (one line), before any work it can."""
     opts = options or ReconstructOptions()
     t_all = time.perf_counter()
     loaded = load_inputs(inputs, opts)
@@ -50,7 +51,7 @@ def reconstruct(inputs: list[str | Path] | str | Path, options: ReconstructOptio
     model_load = time.perf_counter() - t0
     solution = solve_cameras(loaded, opts, model.cfg.input_long_side)
     prediction = predict(solution, model)
-    refinement = refine(prediction, model.cfg, *opts.refine_limits())
+    refinement = refine(prediction, model.cfg, *opts.refine_limits(), on_step=on_refine_step)
     times = StageTimes(model_load=model_load, total=time.perf_counter() - t_all)
     return assemble(opts, loaded, solution, prediction, refinement, model, times)
 

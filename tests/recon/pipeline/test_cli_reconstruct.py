@@ -113,3 +113,21 @@ def test_batch_kill_9_then_resume(tiny_checkpoint, tmp_path):
         assert (out / name / "report.json").exists() and (out / name / "gaussians.ply").stat().st_size > 0
     assert not list(out.glob(".tmp-*"))
     assert json.loads((out / "b_unposed" / "report.json").read_text())["mode"] == "unposed"
+
+
+def test_refinement_progress_bar_only_on_a_terminal(monkeypatch):
+    """The bar is drawn on a terminal only (pipes, logs and tests get no progress lines), and
+    never when nothing is refined."""
+    import rich.console
+
+    from recon.cli.reconstruct import refine_progress
+    from recon.pipeline.options import ReconstructOptions
+
+    with refine_progress(ReconstructOptions(refine_seconds=5)) as cb:
+        assert cb is None  # pytest's stderr is not a terminal
+    monkeypatch.setattr(rich.console.Console, "is_terminal", property(lambda self: True))
+    with refine_progress(ReconstructOptions()) as cb:
+        assert cb is None  # no refinement, no bar
+    with refine_progress(ReconstructOptions(refine_steps=3)) as cb:
+        for step in (1, 2, 3):
+            cb(step, 0.1 * step, 20.0 + step)

@@ -65,3 +65,11 @@ def test_the_history_is_thinned_evenly_and_keeps_the_last_step():
     history = [(float(i), i, 20.0) for i in range(1, 1001)]
     thin = _thin(history, HISTORY_POINTS)
     assert len(thin) == HISTORY_POINTS and thin[0] == history[0] and thin[-1] == history[-1]
+
+
+def test_every_step_is_reported_to_the_callback():
+    views, g = _degraded_prediction(size=24)
+    calls = []
+    r = refine_gaussians(g, views, RefineConfig(steps=4), on_step=lambda *a: calls.append(a))
+    assert [c[0] for c in calls] == [1, 2, 3, 4] == [h[1] for h in r.history]
+    assert all(c[1] > 0 and c[2] > 0 for c in calls)
