@@ -160,6 +160,13 @@ class Case:
     expect: str = ""
 
 
+def bad_values(prefix: str, command: str, flag: str, run, values) -> list[Case]:
+    """One case per refused value of ``flag``: ``run(ctx, extra)`` builds the command line with
+    ``extra = [flag=value]``, and the one-line message must name the flag."""
+    return [Case(f"{prefix}{flag.lstrip('-')}-{v}", command, f"{flag} {v}",
+                 lambda c, v=v: run(c, [f"{flag}={v}"]), flag) for v in values]
+
+
 def R(ctx: Ctx, *inputs, extra=()) -> list:
     """``reconstruct`` arguments: inputs, ``--out``, the tiny checkpoint on the CPU, then ``extra``."""
     return [*inputs, "--out", ctx.out, "--checkpoint", ctx.ckpt, "--device", "cpu", *extra]
@@ -245,14 +252,12 @@ RECONSTRUCT = [
          lambda c: R(c, EXAMPLES / "toy_posed")[:1] + ["--out", c.loop()] + R(c)[2:], "link loop"),
     Case("export-unknown", "reconstruct", "--export with an unknown format",
          lambda c: R(c, EXAMPLES / "toy_posed", extra=["--export", "ply,fbx"]), "fbx"),
-    *[Case(f"foreground-ratio-{v}", "reconstruct", f"--foreground-ratio {v}",
-           lambda c, v=v: R(c, EXAMPLES / "toy_single", extra=[f"--foreground-ratio={v}"]), "--foreground-ratio")
-      for v in ("nan", "inf", "-inf", "0", "-1", "1.5", "abc")],
+    *bad_values("", "reconstruct", "--foreground-ratio", lambda c, x: R(c, EXAMPLES / "toy_single", extra=x),
+                ("nan", "inf", "-inf", "0", "-1", "1.5", "abc")),
     Case("refine-steps-negative", "reconstruct", "--refine-steps -1",
          lambda c: R(c, EXAMPLES / "toy_posed", extra=["--refine-steps=-1"]), "--refine-steps"),
-    *[Case(f"refine-seconds-{v}", "reconstruct", f"--refine-seconds {v}",
-           lambda c, v=v: R(c, EXAMPLES / "toy_posed", extra=[f"--refine-seconds={v}"]), "--refine-seconds")
-      for v in ("nan", "inf", "-1")],
+    *bad_values("", "reconstruct", "--refine-seconds", lambda c, x: R(c, EXAMPLES / "toy_posed", extra=x),
+                ("nan", "inf", "-1")),
     Case("faces-zero", "reconstruct", "--faces 0",
          lambda c: R(c, EXAMPLES / "toy_posed", extra=["--faces", "0"]), "--faces"),
     Case("texture-size-odd", "reconstruct", "--texture-size 300 (not a power of two offered)",
@@ -329,8 +334,7 @@ RENDER = [
          lambda c: D(c, cameras=c.cameras("c.json", 3, edit=_nan_pose)), "NaN"),
     Case("render-cameras-singular", "render", "a camera file with a singular rotation",
          lambda c: D(c, cameras=c.cameras("c.json", 3, edit=_singular_pose)), "not a proper rotation"),
-    *[Case(f"render-scale-{v}", "render", f"--scale {v}",
-           lambda c, v=v: D(c, extra=[f"--scale={v}"]), "--scale") for v in ("nan", "inf", "0", "-1", "5")],
+    *bad_values("render-", "render", "--scale", lambda c, x: D(c, extra=x), ("nan", "inf", "0", "-1", "5")),
     Case("background-nan", "render", "--background nan,0,0",
          lambda c: D(c, extra=["--background", "nan,0,0"]), "--background"),
     Case("background-out-of-range", "render", "--background 2,0,0",
@@ -360,12 +364,9 @@ EXPORT = [
          lambda c: E(c, source=c.ply_header("g.ply", 10**12, 200)), "truncated"),
     Case("export-splat-odd-size", "export", "a .splat of 33 bytes",
          lambda c: E(c, source=c.file("g.splat", bytes(33))), "multiple of 32"),
-    *[Case(f"export-scale-{v}", "export", f"--scale {v}",
-           lambda c, v=v: E(c, extra=[f"--scale={v}"]), "--scale") for v in ("nan", "inf", "0", "-1")],
-    *[Case(f"export-up-{v}", "export", f"--up {v}",
-           lambda c, v=v: E(c, extra=[f"--up={v}"]), "--up") for v in ("nan,0,1", "inf,0,0", "0,0,0", "1,2")],
-    *[Case(f"export-lod-{v}", "export", f"--lod {v}",
-           lambda c, v=v: E(c, extra=[f"--lod={v}"]), "--lod") for v in ("nan", "2", "0.5,inf")],
+    *bad_values("export-", "export", "--scale", lambda c, x: E(c, extra=x), ("nan", "inf", "0", "-1")),
+    *bad_values("export-", "export", "--up", lambda c, x: E(c, extra=x), ("nan,0,1", "inf,0,0", "0,0,0", "1,2")),
+    *bad_values("export-", "export", "--lod", lambda c, x: E(c, extra=x), ("nan", "2", "0.5,inf")),
     Case("export-faces-zero", "export", "--faces 0",
          lambda c: E(c, extra=["--faces", "0"]), "--faces"),
     Case("export-to-folder", "export", "--to names a folder",
