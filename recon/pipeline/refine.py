@@ -122,6 +122,7 @@ class _RefineState:
         self.cfg = cfg
         self.s0 = g.scales.clamp_min(1e-8).log()
         self.m0 = g.means.clone()
+        self.anchor_unit = self.s0.exp().amax(-1, keepdim=True)  # each Gaussian's predicted largest scale
         unit = float(g.scales.median())
         self.raw = {
             "means": g.means.clone().requires_grad_(),
@@ -149,7 +150,7 @@ class _RefineState:
         out = render(self.gaussians(), cameras, background=bg)
         loss = F.l1_loss(out.rgb, gt) * (1 - cfg.ssim_weight)
         loss = loss + cfg.ssim_weight * ssim_loss(out.rgb.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2), 11)
-        loss = loss + cfg.anchor_means * (((raw["means"] - self.m0) / self.s0.exp().amax(-1, keepdim=True)) ** 2).mean()
+        loss = loss + cfg.anchor_means * (((raw["means"] - self.m0) / self.anchor_unit) ** 2).mean()
         loss = loss + cfg.anchor_scales * ((raw["log_scales"] - self.s0) ** 2).mean()
         loss = loss + cfg.opacity_penalty * torch.sigmoid(raw["opacity"]).mean()
         self.opt.zero_grad(set_to_none=True)
